@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Prepares a Debian 12 machine to build, test and demo tagwall.  Idempotent: safe to run again.
+#   - installs every Debian package the build, the tests and the demo need (apt-get update at most once);
+#   - reserves hugepages when it can, and says plainly when it cannot (tagwall then runs with --no-huge);
+#   - configures the meson build directory (BUILD_DIR, default ./build).
+# Environment: BUILD_DIR, BUILDTYPE (debugoptimized|release|debug), WERROR=1 (CI), HUGEPAGES (default 1024),
+#              TAGWALL_SKIP_APT=1 (skip the package step when you manage packages yourself).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BUILD_DIR=${BUILD_DIR:-build}
+BUILDTYPE=${BUILDTYPE:-debugoptimized}
+HUGEPAGES=${HUGEPAGES:-1024}
+
+packages=(
+  # build
+  g++ meson ninja-build pkg-config
+  dpdk-dev libdpdk-dev libboost-program-options-dev libyaml-cpp-dev libfmt-dev catch2 libpcap-dev
+  nlohmann-json3-dev
+  # tests, demo and benchmarks
+  python3 python3-scapy tcpreplay iproute2 ethtool iputils-ping netcat-openbsd socat iperf3 tshark
+  xz-utils procps
+)
+
+say() { printf 'setup: %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else return 1; fi
+}
+
+install_packages() {
+  if [ "${TAGWALL_SKIP_APT:-0}" = 1 ]; then say "skipping packages (TAGWALL_SKIP_APT=1)"; return; fi
+  local missing=()
+  for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then say "all ${#packages[@]} packages present"; return; fi
+  say "installing ${#missing[@]} packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # tshark asks whether non-root users may capture; answer once, non-interactively.
+  echo "wireshark-common wireshark-common/install-setuid boolean false" | as_root debconf-set-selections || true
+  as_root apt-get update -qq
+  as_root apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  say "packages installed"
+}
+
+reserve_hugepages() {
+  local nr=/proc/sys/vm/nr_hugepages have
+  have=$(cat "$nr" 2>/dev/null || echo 0)
+  if [ "$have" -lt "$HUGEPAGES" ]; then
+    echo "$HUGEPAGES" | as_root tee "$nr" >/dev/null 2>&1 || true
+    have=$(cat "$nr" 2>/dev/null || echo 0)
+  fi
+  if ! grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+    as_root mkdir -p /dev/hugepages 2>/dev/null || true
+    as_root mount -t hugetlbfs nodev /dev/hugepages 2>/dev/null || true
+  fi
+  if [ "$have" -gt 0 ] && grep -qs ' /dev/hugepages hugetlbfs ' /proc/mounts; then
+    say "hugepages: $have x $(awk '/Hugepagesize/ {print $2 $3}' /proc/meminfo) reserved, mounted on /dev/hugepages"
+  else
+    say "WARNING: hugepages could not be reserved (have $have; need root and free memory)."
+    say "         tagwall will fall back to --no-huge: it works, but lookups run several times slower."
+  fi
+}
+
+configure_build() {
+  local opts=(--buildtype="$BUILDTYPE")
+  # Always say which: a build directory once configured by CI (WERROR=1) goes back to plain warnings.
+  if [ "${WERROR:-0}" = 1 ]; then opts+=(-Dwerror=true); else opts+=(-Dwerror=false); fi
+  if [ -f "$BUILD_DIR/build.ninja" ]; then
+    meson configure "$BUILD_DIR" "${opts[@]}" >/dev/null
+    say "build directory $BUILD_DIR reconfigured (${opts[*]})"
+  else
+    meson setup "$BUILD_DIR" "${opts[@]}" >/dev/null
+    say "build directory $BUILD_DIR configured (${opts[*]})"
+  fi
+}
+
+install_packages
+reserve_hugepages
+configure_build
