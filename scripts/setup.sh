@@ -64,12 +64,23 @@ reserve_hugepages() {
 }
 
 configure_build() {
-  local opts=(--buildtype="$BUILDTYPE")
+  local werror=false
+  [ "${WERROR:-0}" = 1 ] && werror=true
   # Always say which: a build directory once configured by CI (WERROR=1) goes back to plain warnings.
-  if [ "${WERROR:-0}" = 1 ]; then opts+=(-Dwerror=true); else opts+=(-Dwerror=false); fi
+  local opts=(--buildtype="$BUILDTYPE" -Dwerror="$werror")
   if [ -f "$BUILD_DIR/build.ninja" ]; then
-    meson configure "$BUILD_DIR" "${opts[@]}" >/dev/null
-    say "build directory $BUILD_DIR reconfigured (${opts[*]})"
+    # Reconfigure only on a change: `meson configure` makes the next ninja run regenerate everything.
+    local have
+    have=$(meson introspect "$BUILD_DIR" --buildoptions 2>/dev/null | python3 -c '
+import json, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(o["buildtype"], str(o["werror"]).lower())' 2>/dev/null || true)
+    if [ "$have" = "$BUILDTYPE $werror" ]; then
+      say "build directory $BUILD_DIR up to date (${opts[*]})"
+    else
+      meson configure "$BUILD_DIR" "${opts[@]}" >/dev/null
+      say "build directory $BUILD_DIR reconfigured (${opts[*]})"
+    fi
   else
     meson setup "$BUILD_DIR" "${opts[@]}" >/dev/null
     say "build directory $BUILD_DIR configured (${opts[*]})"

@@ -1,0 +1,234 @@
+#!/usr/bin/env bash
+# Builds tagwall and runs every test: the Catch2 unit tests and the command-line tests (tests/cli/*.sh).
+# Later runners (pcap integration, netns end-to-end) plug in the same way: one run_* function each.
+#
+# The LAST line of the output is always `tests: N passed, M failed`, counting every test case of every
+# runner; the exit status is 0 only when nothing failed.
+#
+# Environment: BUILD_DIR (default ./build), and everything scripts/setup.sh honours (WERROR=1, BUILDTYPE,
+# TAGWALL_SKIP_APT=1 ...).
+# shellcheck disable=SC2317  # the run_* functions are called indirectly, as "run_$runner"
+set -uo pipefail   # no -e: a failing test must not stop the run; every step checks its own status.
+cd "$(dirname "$0")/.." || exit 2
+ROOT=$(pwd)
+
+usage() {
+    cat <<'EOF'
+usage: scripts/test.sh [--unit-only | --cli-only] [--no-setup] [FILTER...]
+
+Sets up the machine (scripts/setup.sh: packages, hugepages, meson), builds with ninja, then runs:
+  unit   the Catch2 binary build/tests/tagwall-unit-tests (every test case and section is counted)
+  cli    every executable tests/cli/*.sh, one test case each (pass = exit 0)
+
+options:
+  --unit-only   run only the unit tests
+  --cli-only    run only the command-line tests
+  --no-setup    skip scripts/setup.sh (the build directory must already be configured)
+  FILTER...     Catch2 test spec(s), e.g. '[loader]' or 'Prefix*'; implies --unit-only
+  -h, --help    this text
+
+environment: BUILD_DIR (default build), WERROR=1, BUILDTYPE, TAGWALL_SKIP_APT=1 (see scripts/setup.sh)
+The last line printed is always `tests: N passed, M failed`.
+EOF
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Options
+
+runners=(unit cli)
+do_setup=1
+filters=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        -h|--help) usage; exit 0 ;;
+        --unit-only) runners=(unit) ;;
+        --cli-only) runners=(cli) ;;
+        --no-setup) do_setup=0 ;;
+        --) shift; filters+=("$@"); break ;;
+        -*) printf 'test.sh: unknown option %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
+        *) filters+=("$1") ;;
+    esac
+    shift
+done
+[ ${#filters[@]} -gt 0 ] && runners=(unit)
+
+BUILD_DIR=${BUILD_DIR:-build}
+case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
+export BUILD_DIR
+RESULTS_DIR=$BUILD_DIR/test-results
+
+# ---------------------------------------------------------------------------------------------------
+# Totals.  Every runner reports through `record`; `finish` prints the final line and exits.
+
+total_passed=0
+total_failed=0
+summary=()
+
+say() { printf '%s\n' "$*"; }
+banner() { printf '\n==== %s ====\n' "$*"; }
+
+# record RUNNER PASSED FAILED [NOTE]
+record() {
+    total_passed=$((total_passed + $2))
+    total_failed=$((total_failed + $3))
+    summary+=("$(printf '  %-6s %4d passed, %4d failed%s' "$1" "$2" "$3" "${4:+  ($4)}")")
+}
+
+finish() {
+    if [ ${#summary[@]} -gt 0 ]; then
+        banner summary
+        printf '%s\n' "${summary[@]}"
+    fi
+    echo "tests: $total_passed passed, $total_failed failed"
+    if [ "$total_failed" -eq 0 ]; then exit 0; fi
+    exit 1
+}
+
+# Prints the last lines of a file, indented, for failure reports.
+show_tail() {
+    local file=$1 lines=${2:-40}
+    [ -s "$file" ] || { say "    (no output)"; return; }
+    tail -n "$lines" "$file" | sed 's/^/    | /'
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Setup and build.  A failure here is one failed test, so that CI still gets its final line.
+
+setup_and_build() {
+    if [ "$do_setup" = 1 ]; then
+        banner setup
+        if ! ./scripts/setup.sh; then
+            say "setup failed; see its output above"
+            record setup 0 1 "scripts/setup.sh failed"
+            finish
+        fi
+    fi
+    banner "build ($BUILD_DIR)"
+    if ! ninja -C "$BUILD_DIR" -j2; then
+        say "build failed; see the compiler output above"
+        record build 0 1 "ninja failed"
+        finish
+    fi
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Runner: Catch2 unit tests, counted from the JUnit report (a test case with SECTIONs yields one
+# <testcase> per leaf section; each is counted).
+
+# Parses a JUnit file; prints "PASSED FAILED SKIPPED" on the first line, then a short report of each
+# failure.  Exit status 1 when the file is missing or is not well-formed XML.
+parse_junit() {
+    /usr/bin/python3 - "$1" <<'EOF'
+import sys
+import xml.etree.ElementTree as ET
+
+try:
+    root = ET.parse(sys.argv[1]).getroot()
+except (OSError, ET.ParseError) as e:
+    print(f"cannot read the JUnit report: {e}", file=sys.stderr)
+    sys.exit(1)
+passed = failed = skipped = 0
+report = []
+for tc in root.iter("testcase"):
+    bad = [c for c in tc if c.tag in ("failure", "error")]
+    if not bad:
+        passed += 1
+        skipped += any(c.tag == "skipped" for c in tc)
+        continue
+    failed += 1
+    report.append(f"FAIL {tc.get('name', '?')}")
+    for c in bad[:3]:
+        lines = [l.rstrip() for l in (c.text or c.get("message") or "").strip().splitlines() if l.strip()]
+        report += ["    | " + l for l in lines[:12]]
+    if len(bad) > 3:
+        report.append(f"    | ... and {len(bad) - 3} more failures in this test case")
+print(passed, failed, skipped)
+print("\n".join(report))
+EOF
+}
+
+run_unit() {
+    banner unit
+    local bin=$BUILD_DIR/tests/tagwall-unit-tests
+    local report=$RESULTS_DIR/unit.junit.xml out=$RESULTS_DIR/unit.out
+    if [ ! -x "$bin" ]; then
+        say "FAIL unit: $bin was not built"
+        record unit 0 1 "binary missing"
+        return
+    fi
+    rm -f "$report"
+    local rc=0
+    # --warn NoTests: a filter that matches nothing is an error (exit 2), not a silent success.
+    # (the outer 2>> catches the shell's own "Segmentation fault" notice, so that it lands in the log)
+    { timeout 900 "$bin" --warn NoTests -r junit -o "$report" "${filters[@]}" >"$out" 2>&1; } 2>>"$out" || rc=$?
+
+    # Catch2's JUnit reporter writes its report when the run ends, so a readable report means the run
+    # completed; no report means the binary crashed, was killed or timed out (124).
+    local parsed passed failed skipped note=""
+    if ! parsed=$(parse_junit "$report" 2>>"$out"); then
+        say "FAIL unit: tagwall-unit-tests stopped with status $rc before writing its report" \
+            "(crash, signal or timeout); its output ends with:"
+        show_tail "$out"
+        record unit 0 1 "crashed, exit status $rc"
+        return
+    fi
+    read -r passed failed skipped <<<"$(head -n 1 <<<"$parsed")"
+    tail -n +2 <<<"$parsed"
+    [ "$skipped" -gt 0 ] && note="$skipped skipped, counted as passed"
+    if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
+        # Catch2 also exits non-zero on a bad command line or when no test case matched the filter.
+        if [ $((passed + failed)) -eq 0 ] && [ ${#filters[@]} -gt 0 ]; then
+            say "FAIL unit: no test case matches ${filters[*]} (list them: $bin --list-tests)"
+        else
+            say "FAIL unit: tagwall-unit-tests exited with status $rc without a failing test case; output:"
+            show_tail "$out"
+        fi
+        failed=1
+        note="exited with status $rc"
+    elif [ "$failed" -gt 0 ]; then
+        say "(JUnit report: $report; test output: $out)"
+    fi
+    say "unit: $passed passed, $failed failed"
+    record unit "$passed" "$failed" "$note"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Runner: command-line tests.  Each executable tests/cli/*.sh is one test case; it gets TAGWALL_BIN
+# (the tagwall binary) and TAGWALL_ROOT (the repository root) and passes by exiting 0.
+
+run_cli() {
+    banner cli
+    local passed=0 failed=0 t name out rc
+    export TAGWALL_BIN=$BUILD_DIR/src/tools/tagwall TAGWALL_ROOT=$ROOT
+    out=$(mktemp)
+    for t in tests/cli/*.sh; do
+        [ -e "$t" ] || continue
+        name=$(basename "$t" .sh)
+        if [ ! -x "$t" ]; then
+            say "FAIL $name: $t is not executable (chmod +x, and commit the mode)"
+            failed=$((failed + 1))
+            continue
+        fi
+        rc=0
+        timeout 300 "$t" >"$out" 2>&1 </dev/null || rc=$?
+        if [ "$rc" -eq 0 ]; then
+            say "PASS $name"
+            passed=$((passed + 1))
+        else
+            say "FAIL $name (exit status $rc):"
+            show_tail "$out" 60
+            failed=$((failed + 1))
+        fi
+    done
+    rm -f "$out"
+    record cli "$passed" "$failed"
+}
+
+# ---------------------------------------------------------------------------------------------------
+
+setup_and_build
+mkdir -p "$RESULTS_DIR"
+for runner in "${runners[@]}"; do
+    "run_$runner"
+done
+finish

@@ -1,0 +1,60 @@
+# shellcheck shell=bash disable=SC2034  # the variables are used by the tests that source this file
+# Helpers shared by the command-line tests (tests/cli/*.sh); sourced, not run.  Each test is one test
+# case for scripts/test.sh: it passes by exiting 0.  Environment (scripts/test.sh sets both):
+#   TAGWALL_BIN   the tagwall binary under test
+#   TAGWALL_ROOT  the repository root (default: two levels above this file)
+# A test sets SCRATCH (a mktemp -d directory it removes in a trap) before calling `run`.
+
+: "${TAGWALL_BIN:?set TAGWALL_BIN to the tagwall binary (scripts/test.sh does)}"
+TAGWALL_ROOT=${TAGWALL_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+if [ ! -x "$TAGWALL_BIN" ]; then
+    echo "FAIL: TAGWALL_BIN=$TAGWALL_BIN is not an executable file"
+    exit 1
+fi
+
+DEMO_POLICY=$TAGWALL_ROOT/conf/demo/policy.yaml
+BROKEN_POLICY=$TAGWALL_ROOT/conf/demo/policy-broken.yaml
+LAST_CMD=""
+STATUS=0
+
+# run ARGS...: runs tagwall; its stdout and stderr go to $SCRATCH/out, its exit status to $STATUS.
+run() {
+    LAST_CMD="tagwall $*"
+    STATUS=0
+    "$TAGWALL_BIN" "$@" >"$SCRATCH/out" 2>&1 </dev/null || STATUS=$?
+}
+
+# fail MESSAGE: reports the failure with the output of the last command, and ends the test.
+fail() {
+    echo "FAIL: $*"
+    echo "--- output of: $LAST_CMD (exit status $STATUS)"
+    cat "$SCRATCH/out" 2>/dev/null || true
+    echo "---"
+    exit 1
+}
+
+expect_status() {
+    [ "$STATUS" -eq "$1" ] || fail "'$LAST_CMD' exited with status $STATUS, expected $1"
+}
+
+# expect_output ERE [WHY]: some line of the last output matches the extended regular expression.
+expect_output() {
+    grep -Eq -- "$1" "$SCRATCH/out" || fail "'$LAST_CMD': no line of its output matches /$1/${2:+ ($2)}"
+}
+
+# expect_no_output ERE [WHY]: no line of the last output matches.
+expect_no_output() {
+    if grep -Eq -- "$1" "$SCRATCH/out"; then
+        fail "'$LAST_CMD': its output has a line matching /$1/${2:+ ($2)}: $(grep -Em1 -- "$1" "$SCRATCH/out")"
+    fi
+}
+
+# count_output ERE: how many lines of the last output match.
+count_output() {
+    grep -Ec -- "$1" "$SCRATCH/out" || true
+}
+
+# Escapes a string for use inside an extended regular expression.
+ere_quote() {
+    printf '%s' "$1" | sed 's/[][\.*^$?+(){}|/]/\\&/g'
+}
