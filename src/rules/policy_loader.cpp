@@ -10,12 +10,14 @@
 #include <charconv>
 #include <cstring>
 #include <map>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "rules/service_syntax.hpp"
@@ -657,6 +659,12 @@ LoadResult parse_and_load(const std::string& text, const std::string& name) {
     YAML::Node root;
     try {
         root = YAML::Load(text);
+    } catch (const YAML::DeepRecursion& e) {
+        const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
+        const int col = e.mark.is_null() ? 1 : e.mark.column + 1;
+        result.diagnostics.error({name, line, col}, fmt::format("YAML syntax: nesting deeper than {} levels; "
+                                                                "a policy never needs more than 5", e.depth()));
+        return result;
     } catch (const YAML::Exception& e) {
         const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
         const int col = e.mark.is_null() ? 1 : e.mark.column + 1;
@@ -688,6 +696,13 @@ LoadResult load_policy_text(const std::string& text, const std::string& name, co
 
 LoadResult load_policy_file(const std::string& path, const LoadOptions& options) {
     LoadResult r;
+    std::error_code ec;
+    const auto status = std::filesystem::status(path, ec);
+    if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
+        r.diagnostics.error({path, 0, 0}, std::filesystem::is_directory(status) ? "cannot read: it is a directory"
+                                                                                  : "cannot read: not a regular file");
+        return r;
+    }
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         r.diagnostics.error({path, 0, 0}, fmt::format("cannot open: {}", std::strerror(errno)));

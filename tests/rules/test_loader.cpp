@@ -348,5 +348,7 @@ TEST_CASE("files: missing, unreadable and the size limit", "[loader]") {
     CHECK(errors_of(missing)[0].str() == "/nonexistent/policy.yaml: error: cannot open: No such file or directory");
     const auto dir = load_policy_file("/");
     CHECK_FALSE(dir.policy);
+    REQUIRE(errors_of(dir).size() == 1);
+    CHECK(errors_of(dir)[0].str() == "/: error: cannot read: it is a directory");
     CHECK_THROWS_AS(load_policy_or_throw("/nonexistent/policy.yaml"), PolicyError);
 }
