@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "rules/classifier_linear.hpp"
+#include "rules/classifier_policy.hpp"
 #include "rules/policy_loader.hpp"
 
 using namespace tagwall::rules;
@@ -197,4 +198,41 @@ TEST_CASE("identity resolution: endpoints, nested cidrs, families", "[classifier
     CHECK(rs->segment_of(30) == 3);
     CHECK(rs->segment_of(31) == kNoSegment);
     CHECK(rs->segment_of(5000) == kNoSegment);
+}
+
+TEST_CASE("policy through the field engines agrees with the linear reference", "[classifier][policy]") {
+    const auto rs = demo_rules();
+    const LinearClassifier reference(rs);
+    const char* const v4[] = {"198.18.10.11", "198.18.10.12", "198.18.20.11", "198.18.30.11", "198.18.20.99",
+                              "198.19.1.5",   "198.19.1.6",   "198.19.200.7", "198.19.200.8", "198.19.200.255",
+                              "198.19.201.0", "203.0.113.9",  "0.0.0.0",      "255.255.255.255"};
+    const char* const v6[] = {"2001:db8:10::11", "2001:db8:20::11", "2001:db8:30::11", "2001:db8:ad::1",
+                              "2001:db8:ad:ffff:ffff:ffff:ffff:ffff", "2001:db8:ae::", "::", "2001:db8:99::1"};
+    const uint8_t protos[] = {kProtoTcp, kProtoUdp, kProtoIcmp, kProtoIcmpV6, kProtoSctp, 47, 0};
+    const uint16_t ports[] = {0, 1, 22, 53, 443, 5432, 8079, 8080, 8089, 8090, 9100, 65535};
+    const uint8_t vlans[] = {0, 10, 20, 30, 99};
+    for (const char* engine : {"linear", "trie"}) {
+        const PolicyClassifier fast(rs, engine);
+        uint32_t seed = 12345;
+        auto next = [&](uint32_t n) { seed = seed * 1103515245u + 12345u; return (seed >> 8) % n; };
+        size_t mismatches = 0;
+        for (int i = 0; i < 20000; ++i) {
+            PacketKey k;
+            const bool six = next(3) == 0;
+            k.vlan = vlans[next(5)];
+            k.src = *IpAddr::parse(six ? v6[next(8)] : v4[next(14)]);
+            k.dst = *IpAddr::parse(six ? v6[next(8)] : v4[next(14)]);
+            k.proto = protos[next(7)];
+            k.sport = ports[next(12)];
+            k.dport = ports[next(12)];
+            k.icmp_type = static_cast<uint8_t>(next(4) == 0 ? 8 : next(256));
+            k.icmp_code = static_cast<uint8_t>(next(16));
+            const Decision want = reference.classify(k);
+            const Decision got = fast.classify(k);
+            if (!(want == got) && ++mismatches <= 5)
+                FAIL_CHECK(fmt::format("{}: {} -> {} proto {} dport {} type {}: want rule {} got {}", engine,
+                                       k.src.str(), k.dst.str(), k.proto, k.dport, k.icmp_type, want.rule, got.rule));
+        }
+        CHECK(mismatches == 0);
+    }
 }
