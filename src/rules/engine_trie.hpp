@@ -14,7 +14,8 @@
 //     that one AVX2 pass tests 8 rules against the key; the first set bit is the answer.
 //   - Rules are split into a few trees by how wide their address fields are (both specific, only the
 //     source, only the destination, neither), which stops wide rules from being copied into every
-//     leaf of a tree cut on addresses.  Lookup visits trees in order of their best priority and stops
+//     leaf of a tree cut on addresses.  Sets that still replicate heavily are split by destination
+//     port width as well (eight trees).  Lookup visits trees in order of their best priority and stops
 //     as soon as no later tree can beat the match in hand.
 //   - Updates: insert walks the new rule's box and adds it to the leaves it reaches (rebuilding a
 //     leaf's subtree locally when it overflows); erase removes it and, where it had hidden later rules,
@@ -70,6 +71,7 @@ private:
         std::array<FieldRange, kFieldCount> f;
     };
     // build side (engine_trie_build.cpp)
+    void build_all();
     uint32_t build(std::vector<uint32_t> rules, const Region& region, unsigned depth);
     uint32_t make_leaf(const std::vector<uint32_t>& rules);
     uint32_t insert_at(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth);
@@ -80,8 +82,6 @@ private:
     void order_trees();
     uint32_t index_of(uint32_t priority) const noexcept;
 
-    // run side (engine_trie_run.cpp)
-    int32_t classify_one(const FieldKey& key) const noexcept;
 
     std::vector<FieldRule> rules_;   // every rule, by priority: the source of truth for builds/updates
     std::vector<Tree> trees_;          // by partition (see tree_of)
@@ -91,6 +91,8 @@ private:
     std::vector<Block> blocks_;
     size_t garbage_blocks_ = 0;      // blocks orphaned by updates (reclaimed at the next full build)
     unsigned max_depth_seen_ = 0;
+    size_t block_budget_ = 0;        // while > 0, a build that needs more blocks gives up (see constructor)
+    bool split_ports_ = false;       // partition by destination-port width as well (8 trees, not 4)
     bool avx2_ = false;
 };
 

@@ -13,8 +13,14 @@ namespace {
 constexpr unsigned kMaxDepth = 32;
 // A rule is "wide" in an address field when it covers more than 2^16 values (a prefix shorter than /16).
 constexpr uint64_t kWideSpan = 1u << 16;
+// With port splitting on, a destination port range wider than this goes to the "wide ports" trees.
+constexpr uint32_t kWidePorts = 1000;
+// Average copies of each rule in the leaves beyond which the engine splits by port width too.
+constexpr size_t kMaxReplication = 16;
 // A leaf may grow this far past kLeafRules through inserts before its subtree is rebuilt.
 constexpr size_t kLeafOverflow = 4 * TrieEngine::kLeafRules;
+
+struct ReplicationExceeded {};
 
 bool overlaps(const FieldRule& r, const std::array<FieldRange, kFieldCount>& region) noexcept {
     for (size_t f = 0; f < kFieldCount; ++f)
@@ -85,8 +91,27 @@ TrieEngine::TrieEngine(std::span<const FieldRule> rules) : rules_(rules.begin(),
         if (rules_[i].priority == rules_[i - 1].priority)
             throw std::invalid_argument(fmt::format("trie: two rules share priority {}", rules_[i].priority));
     avx2_ = __builtin_cpu_supports("avx2");
-    trees_.resize(4);
-    std::array<std::vector<uint32_t>, 4> members;
+    // Four trees (by address width) are cheapest to walk.  When they still copy rules heavily (sets
+    // with many wide port ranges, like ipc1 at 100k rules), splitting by port width as well costs one
+    // or two more tree walks per key but cuts build time and memory several-fold.  The first attempt
+    // gives up as soon as it passes the replication budget, so the fallback costs little extra.
+    block_budget_ = kMaxReplication * std::max<size_t>(rules_.size(), 64) / kLeafRules;
+    try {
+        build_all();
+    } catch (const ReplicationExceeded&) {
+        split_ports_ = true;
+        build_all();
+    }
+    block_budget_ = 0;  // updates may replicate as they need
+}
+
+void TrieEngine::build_all() {
+    nodes_.clear();
+    blocks_.clear();
+    garbage_blocks_ = 0;
+    max_depth_seen_ = 0;
+    trees_.assign(split_ports_ ? 8 : 4, Tree{});
+    std::vector<std::vector<uint32_t>> members(trees_.size());
     for (uint32_t i = 0; i < rules_.size(); ++i) members[tree_of(rules_[i])].push_back(i);
     Region everything;
     for (size_t f = 0; f < kFieldCount; ++f) everything.f[f] = {0, kFieldMax[f]};
@@ -112,7 +137,8 @@ void TrieEngine::order_trees() {
 size_t TrieEngine::tree_of(const FieldRule& r) const noexcept {
     const bool wide_src = uint64_t{r.field[kFieldSrc].hi} - r.field[kFieldSrc].lo >= kWideSpan;
     const bool wide_dst = uint64_t{r.field[kFieldDst].hi} - r.field[kFieldDst].lo >= kWideSpan;
-    return (wide_src ? 2u : 0u) + (wide_dst ? 1u : 0u);
+    const bool wide_ports = split_ports_ && r.field[kFieldDport].hi - r.field[kFieldDport].lo > kWidePorts;
+    return (wide_ports ? 4u : 0u) + (wide_src ? 2u : 0u) + (wide_dst ? 1u : 0u);
 }
 
 uint32_t TrieEngine::index_of(uint32_t priority) const noexcept {
@@ -177,6 +203,7 @@ uint32_t TrieEngine::build(std::vector<uint32_t> rules, const Region& region, un
 
 uint32_t TrieEngine::make_leaf(const std::vector<uint32_t>& rules) {
     if (rules.empty()) return kLeafFlag;
+    if (block_budget_ && blocks_.size() > block_budget_) throw ReplicationExceeded{};
     const size_t count = (rules.size() + kLeafRules - 1) / kLeafRules;
     if (count > 127) throw std::runtime_error("trie: leaf too large (more than 1016 identical rules in a region)");
     const auto first = static_cast<uint32_t>(blocks_.size());
