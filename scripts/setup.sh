@@ -19,7 +19,7 @@ packages=(
   nlohmann-json3-dev
   # tests, demo and benchmarks
   python3 python3-scapy tcpreplay iproute2 ethtool iputils-ping netcat-openbsd socat iperf3 tshark
-  xz-utils procps
+  xz-utils procps gnuplot-nox
 )
 
 say() { printf 'setup: %s\n' "$*"; }

@@ -1,0 +1,169 @@
+// tagwall-bench: the benchmarks of SPEC §7.  A thin main: option parsing and dispatch; the work is in
+// bench_classify.cpp (and, with the dataplane issue, the pcap replay).
+#include <algorithm>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include "rules/classifier.hpp"
+#include "tools/bench_classify.hpp"
+
+namespace po = boost::program_options;
+
+namespace {
+
+constexpr int kExitFailure = 1;
+constexpr int kExitUsage = 2;
+
+const char* const kOverview = R"(tagwall-bench - measure tagwall's classifier and dataplane
+
+Usage:
+  tagwall-bench classify --rules FILE --trace FILE --engine ENGINE [options] [-- EAL-ARGS...]
+  tagwall-bench replay ...            pcap replay through the worker pipeline (not built yet)
+  tagwall-bench COMMAND --help        the options of one command
+
+Both run with hugepages when the machine has them, and say so.  scripts/bench-classify.sh runs every
+engine on every ClassBench set and writes docs/perf/classify.{md,json,png}.
+)";
+
+const char* const kClassifyHelp = R"(Usage: tagwall-bench classify --rules FILE --trace FILE --engine trie|rte_acl|linear
+                              [--iterations N] [--json] [--matches OUT] [options] [-- EAL-ARGS...]
+
+Classifies a ClassBench trace against a ClassBench rule set with one engine:
+  trie      tagwall's multi-bit trie classifier
+  rte_acl   DPDK's rte_acl, with the best classify algorithm the CPU supports (see --max-simd-bitwidth)
+  linear    the reference: every rule in order, first match wins (slow on large sets)
+Rules: `@SIP/LEN DIP/LEN SPORT_LO : SPORT_HI DPORT_LO : DPORT_HI PROTO/MASK [FLAGS/MASK]`, one per line,
+first line = highest priority.  Trace: `SIP DIP SPORT DPORT PROTO ...`, addresses as decimal integers.
+
+What is measured, on one core (the EAL pins this process to the first CPU it may use):
+  build      wall time of the engine's build from the parsed rules (steady_clock)
+  memory     what the engine holds for lookups (rte_acl: growth of DPDK's heap over the build)
+  lookups    after one warm-up pass, timed passes over the whole trace in bursts of 64 keys (at least
+             --iterations, and more until --min-seconds were measured): Mpps = lookups / seconds,
+             and TSC cycles per lookup (rte_rdtsc: the constant-rate TSC, not core clock cycles)
+Every engine starts the DPDK EAL the same way (hugepages when available, else --no-huge with a
+warning), so that all run under the same conditions.
+
+Output: a few aligned lines, or with --json one object with the keys engine, rules, trace_lines,
+build_ms, memory_bytes, mpps, cycles_per_lookup (plus iterations, seconds, matched, hugepages, detail...).
+--matches OUT writes one line per trace line: the 0-based index of the first matching rule, or -1.
+
+Examples:
+  tagwall-bench classify -r acl1_10k.rules -t acl1_10k.trace -e trie
+  tagwall-bench classify -r fw1_1k.rules -t fw1_1k.trace -e rte_acl --json --matches /tmp/fw1.acl
+
+Exit status: 0 ok, 1 failure (unreadable input, EAL or engine error), 2 usage error.
+)";
+
+int usage_error(const std::string& msg) {
+    fmt::print(stderr, "tagwall-bench: {}\nTry 'tagwall-bench --help'.\n", msg);
+    return kExitUsage;
+}
+
+tagwall::dataplane::HugepageMode parse_hugepage_mode(const std::string& s) {
+    using tagwall::dataplane::HugepageMode;
+    if (s == "auto") return HugepageMode::automatic;
+    if (s == "required") return HugepageMode::required;
+    if (s == "off") return HugepageMode::off;
+    throw po::validation_error(po::validation_error::invalid_option_value, "hugepages", s);
+}
+
+int run_classify_command(std::vector<std::string> args) {
+    // Everything after `--` goes to the EAL untouched.
+    std::vector<std::string> eal_args;
+    if (const auto dashes = std::find(args.begin(), args.end(), "--"); dashes != args.end()) {
+        eal_args.assign(dashes + 1, args.end());
+        args.erase(dashes, args.end());
+    }
+    po::options_description opts("classify options");
+    opts.add_options()
+        ("help,h", "show this help")
+        ("rules,r", po::value<std::string>(), "ClassBench rule file")
+        ("trace,t", po::value<std::string>(), "ClassBench trace file")
+        ("engine,e", po::value<std::string>(), "trie | rte_acl | linear")
+        ("iterations,n", po::value<unsigned>()->default_value(3), "timed passes over the trace (after one warm-up), at least")
+        ("min-seconds", po::value<double>()->default_value(0.5), "...and more passes until this long was measured (0: exactly N)")
+        ("json", "print one JSON object instead of the human report")
+        ("matches", po::value<std::string>(), "write the matching rule index (or -1) of every trace line to this file")
+        ("updates", po::value<unsigned>()->default_value(0),
+         "after measuring, erase and re-insert N rules one at a time, timing each (engines that cannot update "
+         "in place report that every change is a rebuild)")
+        ("hugepages", po::value<std::string>()->default_value("auto"), "auto | required | off")
+        ("no-huge-mb", po::value<size_t>()->default_value(4096), "DPDK heap size (MB) when running without hugepages")
+        ("max-simd-bitwidth", po::value<unsigned>()->default_value(512),
+         "EAL --force-max-simd-bitwidth: 512 lets rte_acl run its widest path (avx512x32) where the CPU has "
+         "it; 0 keeps DPDK's default cap (256 on x86: avx512x16 or avx2), which is ~1.8x slower on ClassBench")
+        ("eal-log", "let the EAL log at its default level (it logs errors only otherwise)");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+        fmt::print("{}\n", kClassifyHelp);
+        std::cout << opts << '\n';
+        return 0;
+    }
+    for (const char* required : {"rules", "trace", "engine"})
+        if (!vm.count(required)) return usage_error(fmt::format("classify: --{} is required", required));
+
+    tagwall::tools::ClassifyBenchOptions o;
+    o.rules_path = vm["rules"].as<std::string>();
+    o.trace_path = vm["trace"].as<std::string>();
+    o.engine = vm["engine"].as<std::string>();
+    const auto engines = tagwall::rules::classifier_engines();
+    if (std::find(engines.begin(), engines.end(), o.engine) == engines.end())
+        return usage_error(fmt::format("classify: unknown engine '{}' (trie, rte_acl or linear)", o.engine));
+    o.iterations = vm["iterations"].as<unsigned>();
+    if (o.iterations == 0 || o.iterations > 100000) return usage_error("classify: --iterations must be 1..100000");
+    o.min_seconds = vm["min-seconds"].as<double>();
+    if (!(o.min_seconds >= 0 && o.min_seconds <= 3600)) return usage_error("classify: --min-seconds must be 0..3600");
+    o.json = vm.count("json") > 0;
+    if (vm.count("matches")) o.matches_path = vm["matches"].as<std::string>();
+    o.updates = vm["updates"].as<unsigned>();
+    o.eal.program = "tagwall-bench";
+    o.eal.quiet = vm.count("eal-log") == 0;
+    o.eal.hugepages = parse_hugepage_mode(vm["hugepages"].as<std::string>());
+    o.eal.no_huge_mb = vm["no-huge-mb"].as<size_t>();
+    if (o.eal.no_huge_mb < 64) return usage_error("classify: --no-huge-mb must be at least 64");
+    o.eal.max_simd_bitwidth = vm["max-simd-bitwidth"].as<unsigned>();
+    o.eal.extra_args = eal_args;
+    return tagwall::tools::run_classify_bench(o);
+}
+
+int run_replay_command(const std::vector<std::string>& args) {
+    if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end()) {
+        fmt::print("Usage: tagwall-bench replay (--policy FILE | --config FILE) --pcap [PORT=]FILE ... [--iterations N]\n"
+                   "                            [--workers W] [--json] [--verdicts OUT]\n\n"
+                   "Replays pcaps through the real worker pipeline (SPEC §7).  Not built yet: it arrives with\n"
+                   "the dataplane (parser, connection table, workers).\n");
+        return 0;
+    }
+    fmt::print(stderr, "tagwall-bench: replay is not implemented yet: it needs the dataplane workers, which are "
+                       "not built yet (dataplane issue)\n");
+    return kExitFailure;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const std::vector<std::string> args(argv + std::min(argc, 2), argv + argc);
+    const std::string command = argc >= 2 ? argv[1] : "";
+    try {
+        if (command == "classify") return run_classify_command(args);
+        if (command == "replay") return run_replay_command(args);
+        if (command == "--help" || command == "-h" || command == "help") {
+            fmt::print("{}", kOverview);
+            return 0;
+        }
+        if (command.empty()) return usage_error("which benchmark? (classify or replay)");
+        return usage_error(fmt::format("unknown command '{}' (classify or replay)", command));
+    } catch (const po::error& e) {
+        return usage_error(e.what());
+    } catch (const std::exception& e) {
+        fmt::print(stderr, "tagwall-bench: {}\n", e.what());
+        return kExitFailure;
+    }
+}
