@@ -100,6 +100,7 @@ TrieEngine::TrieEngine(std::span<const FieldRule> rules) : rules_(rules.begin(),
         build_all();
     } catch (const ReplicationExceeded&) {
         split_ports_ = true;
+        block_budget_ = 0;  // this is the layout that copes best: let it take what it needs
         build_all();
     }
     block_budget_ = 0;  // updates may replicate as they need
@@ -344,14 +345,17 @@ uint32_t TrieEngine::erase_at(uint32_t ref, const Region& region, const FieldRul
 }
 
 ClassifierStats TrieEngine::stats() const {
-    size_t leaves_blocks = blocks_.size() - garbage_blocks_;
     const size_t bytes = nodes_.size() * sizeof(Node) + blocks_.size() * sizeof(Block) +
                          rules_.size() * sizeof(FieldRule) + trees_.size() * sizeof(Tree);
-    size_t used_trees = 0;
-    for (const auto& t : trees_) used_trees += t.root != kLeafFlag;
-    return {bytes, fmt::format("{} trees, {} nodes, {} leaf blocks ({} orphaned by updates), depth {}, {}",
-                               used_trees, nodes_.size(), leaves_blocks, garbage_blocks_, max_depth_seen_,
-                               avx2_ ? "avx2 leaf scan" : "scalar leaf scan")};
+    std::vector<size_t> per_tree(trees_.size(), 0);
+    for (const auto& r : rules_) ++per_tree[tree_of(r)];
+    std::string trees;
+    for (const auto t : tree_order_)
+        if (per_tree[t]) trees += fmt::format("{}{} rules from priority {}", trees.empty() ? "" : ", ", per_tree[t],
+                                              trees_[t].min_priority);
+    return {bytes, fmt::format("{} trees ({}), {} nodes, {} leaf blocks ({} orphaned by updates), depth {}, {}",
+                               lookup_trees_.size(), trees, nodes_.size(), blocks_.size() - garbage_blocks_,
+                               garbage_blocks_, max_depth_seen_, avx2_ ? "avx2 walk" : "scalar walk")};
 }
 
 }  // namespace tagwall::rules
