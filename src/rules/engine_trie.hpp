@@ -74,8 +74,11 @@ private:
     void build_all();
     uint32_t build(std::vector<uint32_t> rules, const Region& region, unsigned depth);
     uint32_t make_leaf(const std::vector<uint32_t>& rules);
-    uint32_t insert_at(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth);
-    uint32_t erase_at(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth);
+    using LeafUpdate = uint32_t (TrieEngine::*)(uint32_t ref, const Region& region, const FieldRule& rule,
+                                                unsigned depth);
+    uint32_t update_at(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth, LeafUpdate leaf_update);
+    uint32_t insert_into_leaf(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth);
+    uint32_t erase_from_leaf(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth);
     std::vector<uint32_t> leaf_rules(uint32_t ref) const;
     uint32_t rebuild_leaf(std::vector<uint32_t> rules, const Region& region, unsigned depth);
     size_t tree_of(const FieldRule& rule) const noexcept;

@@ -257,35 +257,34 @@ bool TrieEngine::insert(const FieldRule& rule) {
     Tree& tree = trees_[tree_of(rule)];
     Region everything;
     for (size_t f = 0; f < kFieldCount; ++f) everything.f[f] = {0, kFieldMax[f]};
-    tree.root = insert_at(tree.root, everything, rule, 0);
+    tree.root = update_at(tree.root, everything, rule, 0, &TrieEngine::insert_into_leaf);
     tree.min_priority = std::min(tree.min_priority, rule.priority);
     order_trees();
     return true;
 }
 
-uint32_t TrieEngine::insert_at(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth) {
-    if (ref & kLeafFlag) {
-        auto rules = leaf_rules(ref);
-        garbage_blocks_ += (ref >> 24) & 0x7F;
-        rules.push_back(index_of(rule.priority));
-        return rebuild_leaf(std::move(rules), region, depth);
-    }
+// Applies `leaf_update` to every leaf the rule's box reaches under `ref`; returns the new reference.
+uint32_t TrieEngine::update_at(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth,
+                               LeafUpdate leaf_update) {
+    if (ref & kLeafFlag) return (this->*leaf_update)(ref, region, rule, depth);
     const Node node = nodes_[ref];
-    uint32_t prev_old = UINT32_MAX, prev_new = UINT32_MAX;
     for (unsigned c = 0; c < node.children; ++c) {
         Region sub = region;
         if (c > 0) sub.f[node.field].lo = node.point[c - 1];
         if (c + 1 < node.children) sub.f[node.field].hi = node.point[c] - 1;
         if (!overlaps(rule, sub.f)) continue;
-        // Children are never shared between siblings (merging happens before building), but a leaf
-        // reference can repeat in padding slots, which are rewritten below.
-        const uint32_t updated = node.child[c] == prev_old ? prev_new : insert_at(node.child[c], sub, rule, depth + 1);
-        prev_old = node.child[c];
-        prev_new = updated;
-        nodes_[ref].child[c] = updated;
+        const uint32_t updated = update_at(node.child[c], sub, rule, depth + 1, leaf_update);
+        nodes_[ref].child[c] = updated;  // re-index: the recursion may have grown nodes_
     }
     for (unsigned c = node.children; c < kFanout; ++c) nodes_[ref].child[c] = nodes_[ref].child[node.children - 1];
     return ref;
+}
+
+uint32_t TrieEngine::insert_into_leaf(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth) {
+    auto rules = leaf_rules(ref);
+    garbage_blocks_ += (ref >> 24) & 0x7F;
+    rules.push_back(index_of(rule.priority));
+    return rebuild_leaf(std::move(rules), region, depth);
 }
 
 bool TrieEngine::erase(uint32_t priority) {
@@ -295,7 +294,7 @@ bool TrieEngine::erase(uint32_t priority) {
     Tree& tree = trees_[tree_of(rule)];
     Region everything;
     for (size_t f = 0; f < kFieldCount; ++f) everything.f[f] = {0, kFieldMax[f]};
-    tree.root = erase_at(tree.root, everything, rule, 0);
+    tree.root = update_at(tree.root, everything, rule, 0, &TrieEngine::erase_from_leaf);
     rules_.erase(rules_.begin() + at);
     if (tree.min_priority == priority) {
         tree.min_priority = UINT32_MAX;
@@ -306,42 +305,26 @@ bool TrieEngine::erase(uint32_t priority) {
     return true;
 }
 
-uint32_t TrieEngine::erase_at(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth) {
-    if (ref & kLeafFlag) {
-        auto rules = leaf_rules(ref);
-        const uint32_t gone = index_of(rule.priority);
-        const auto it = std::find(rules.begin(), rules.end(), gone);
-        if (it == rules.end()) return ref;  // hidden here by an earlier rule: the leaf does not change
-        const bool was_last = it + 1 == rules.end();
-        rules.erase(it);
-        // If the erased rule covered this region it may have hidden later rules: bring them back.
-        if (was_last && covers(rule, region.f)) {
-            const size_t tree = tree_of(rule);
-            for (uint32_t i = gone + 1; i < rules_.size(); ++i)
-                if (tree_of(rules_[i]) == tree && overlaps(rules_[i], region.f)) {
-                    rules.push_back(i);
-                    if (covers(rules_[i], region.f)) break;
-                }
-        }
-        garbage_blocks_ += (ref >> 24) & 0x7F;
-        // Indices past `gone` shift down by one once rules_ drops it; build with the table as it is now
-        // (the erased rule is no longer referenced, so the shift happens after this leaf is written).
-        return rebuild_leaf(std::move(rules), region, depth);
+uint32_t TrieEngine::erase_from_leaf(uint32_t ref, const Region& region, const FieldRule& rule, unsigned depth) {
+    auto rules = leaf_rules(ref);
+    const uint32_t gone = index_of(rule.priority);
+    const auto it = std::find(rules.begin(), rules.end(), gone);
+    if (it == rules.end()) return ref;  // hidden here by an earlier rule: the leaf does not change
+    const bool was_last = it + 1 == rules.end();
+    rules.erase(it);
+    // If the erased rule covered this region it may have hidden later rules: bring them back.
+    if (was_last && covers(rule, region.f)) {
+        const size_t tree = tree_of(rule);
+        for (uint32_t i = gone + 1; i < rules_.size(); ++i)
+            if (tree_of(rules_[i]) == tree && overlaps(rules_[i], region.f)) {
+                rules.push_back(i);
+                if (covers(rules_[i], region.f)) break;
+            }
     }
-    const Node node = nodes_[ref];
-    uint32_t prev_old = UINT32_MAX, prev_new = UINT32_MAX;
-    for (unsigned c = 0; c < node.children; ++c) {
-        Region sub = region;
-        if (c > 0) sub.f[node.field].lo = node.point[c - 1];
-        if (c + 1 < node.children) sub.f[node.field].hi = node.point[c] - 1;
-        if (!overlaps(rule, sub.f)) continue;
-        const uint32_t updated = node.child[c] == prev_old ? prev_new : erase_at(node.child[c], sub, rule, depth + 1);
-        prev_old = node.child[c];
-        prev_new = updated;
-        nodes_[ref].child[c] = updated;
-    }
-    for (unsigned c = node.children; c < kFanout; ++c) nodes_[ref].child[c] = nodes_[ref].child[node.children - 1];
-    return ref;
+    garbage_blocks_ += (ref >> 24) & 0x7F;
+    // Indices past `gone` shift down by one once rules_ drops it; build with the table as it is now
+    // (the erased rule is no longer referenced, so the shift happens after this leaf is written).
+    return rebuild_leaf(std::move(rules), region, depth);
 }
 
 ClassifierStats TrieEngine::stats() const {
