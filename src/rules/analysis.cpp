@@ -203,30 +203,10 @@ bool Region::remove(const Box& e) {
 // decides; an index narrows the endpoints it is asked about to those carrying the group's first tag or
 // living in its segment, which every member does, so that thousands of endpoints × groups stay cheap.
 std::vector<DynBitset> endpoint_memberships(const Policy& policy) {
-    std::map<std::pair<std::string, std::string>, std::vector<uint32_t>> by_tag;
-    std::vector<std::vector<uint32_t>> by_segment(policy.segments.size());
-    std::vector<uint32_t> everyone;
-    const std::vector<uint32_t> nobody;
-    for (uint32_t e = 0; e < policy.endpoints.size(); ++e) {
-        const Endpoint& ep = policy.endpoints[e];
-        for (const auto& tag : ep.tags) by_tag[tag].push_back(e);
-        if (ep.segment < by_segment.size()) by_segment[ep.segment].push_back(e);
-        everyone.push_back(e);
-    }
-    auto candidates = [&](const Group& g) -> const std::vector<uint32_t>& {
-        switch (g.kind) {
-        case Group::Kind::cidr: return nobody;
-        case Group::Kind::segment: return g.segment < by_segment.size() ? by_segment[g.segment] : everyone;
-        case Group::Kind::tags: break;
-        }
-        if (g.tags.empty()) return everyone;
-        const auto it = by_tag.find(*g.tags.begin());
-        return it == by_tag.end() ? nobody : it->second;
-    };
-    std::vector<DynBitset> out(policy.endpoints.size(), DynBitset(policy.groups.size()));
-    for (uint32_t g = 0; g < policy.groups.size(); ++g)
-        for (const uint32_t e : candidates(policy.groups[g]))
-            if (policy.is_member(policy.endpoints[e], policy.groups[g])) out[e].set(g);
+    const MembershipIndex index(policy.groups);
+    std::vector<DynBitset> out;
+    out.reserve(policy.endpoints.size());
+    for (const auto& e : policy.endpoints) out.push_back(index.memberships(e.segment, e.tags));
     return out;
 }
 

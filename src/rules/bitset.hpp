@@ -5,6 +5,7 @@
 #pragma once
 
 #include <bit>
+#include <cassert>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -20,9 +21,21 @@ public:
     }
 
     size_t size() const noexcept { return bits_; }
+    // Grows (new bits clear) or shrinks the set.
+    void resize(size_t bits) {
+        words_.resize((bits + 63) / 64, 0);
+        bits_ = bits;
+        trim();
+    }
     bool test(size_t i) const noexcept { return i < bits_ && (words_[i / 64] >> (i % 64)) & 1u; }
-    void set(size_t i) noexcept { words_[i / 64] |= uint64_t{1} << (i % 64); }
-    void reset(size_t i) noexcept { words_[i / 64] &= ~(uint64_t{1} << (i % 64)); }
+    // Bits past size() read as 0 (test) and stay 0 (reset is a no-op there); set() needs i < size().
+    void set(size_t i) noexcept {
+        assert(i < bits_);
+        words_[i / 64] |= uint64_t{1} << (i % 64);
+    }
+    void reset(size_t i) noexcept {
+        if (i < bits_) words_[i / 64] &= ~(uint64_t{1} << (i % 64));
+    }
 
     bool none() const noexcept {
         for (auto w : words_)

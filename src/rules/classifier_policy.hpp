@@ -17,23 +17,45 @@
 
 namespace tagwall::rules {
 
-std::vector<FieldRule> to_field_rules(const RuleSet& rules);
+// Priorities leave room after each policy rule's own field rules, so that entries for identity classes
+// created later (retagging) slot in at the right place: rule r's field rules use priorities from
+// r * stride.  `stride` 0 picks a power of two >= 64, at least twice the largest expansion of any rule,
+// and up to 16x that when the priority space allows.
+std::vector<FieldRule> to_field_rules(const RuleSet& rules, uint32_t stride = 0);
+uint32_t priority_stride(const RuleSet& rules);
 
 // The engine key for a packet, after identity resolution.
 FieldKey to_field_key(const RuleSet& rules, const PacketKey& key) noexcept;
+
+struct RetagResult {
+    size_t field_rules_added = 0;  // entries for a new identity class
+    bool rebuilt = false;          // the engine was rebuilt rather than updated in place
+};
 
 class PolicyClassifier {
 public:
     PolicyClassifier(std::shared_ptr<const RuleSet> rules, std::string_view engine);
     Decision classify(const PacketKey& key) const noexcept;
+
+    // Control side: the endpoint now carries `tags`.  The rule set is replaced by its retagged copy;
+    // when the endpoint lands in an identity class that already exists nothing else changes, otherwise
+    // the rules that select the new class get field rules for it, inserted into the engine in place.
+    // The engine is rebuilt instead when it cannot update in place (rte_acl) or a rule's priority
+    // block is full (priority_stride); the result says which happened.
+    RetagResult retag(uint32_t endpoint, Tags tags);
     const RuleSet& ruleset() const noexcept { return *rules_; }
     const Classifier& engine() const noexcept { return *engine_; }
     size_t field_rule_count() const noexcept { return field_rules_; }
 
 private:
+    void rebuild();
+
     std::shared_ptr<const RuleSet> rules_;
+    std::string engine_name_;
     std::unique_ptr<Classifier> engine_;
     size_t field_rules_ = 0;
+    uint32_t stride_ = 0;
+    std::vector<uint32_t> next_priority_;  // per policy rule: the next free priority in its block
 };
 
 }  // namespace tagwall::rules

@@ -11,7 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <unordered_map>
+
 #include "rules/address.hpp"
+#include "rules/bitset.hpp"
 #include "rules/diagnostics.hpp"
 
 namespace tagwall::rules {
@@ -102,7 +105,23 @@ struct Policy {
 
     // Endpoint indices that are members of group g (tag and segment groups; cidr groups have none).
     std::vector<uint32_t> members_of(uint32_t g) const;
-    bool is_member(const Endpoint& e, const Group& g) const;
+    static bool is_member(const Endpoint& e, const Group& g);
+};
+
+// Which groups an endpoint belongs to, without testing every group: tag groups are filed under one of
+// their tags ("k=v"), segment groups under their segment, and only those candidates are tested, so a
+// policy with thousands of groups and endpoints costs (endpoints x their tags), not (endpoints x groups).
+class MembershipIndex {
+public:
+    explicit MembershipIndex(const std::vector<Group>& groups);
+    DynBitset memberships(uint32_t segment, const Tags& tags) const;
+    // For every group, its member endpoints (tag and segment groups; cidr groups have none).
+    std::vector<std::vector<uint32_t>> members(const std::vector<Endpoint>& endpoints) const;
+
+private:
+    std::vector<Group> groups_;
+    std::unordered_map<std::string, std::vector<uint32_t>> by_tag_;
+    std::vector<std::vector<uint32_t>> by_segment_;
 };
 
 }  // namespace tagwall::rules

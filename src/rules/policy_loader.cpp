@@ -357,9 +357,10 @@ void Loader::load_group(const YAML::Node& key, const YAML::Node& n) {
 // A tag or segment group with no member is legal (membership is dynamic: endpoints may be tagged into
 // it at runtime) but is usually a typo, so it is a warning (SPEC §4).
 void Loader::warn_empty_groups() {
+    const auto members = MembershipIndex(policy_.groups).members(policy_.endpoints);
     for (uint32_t g = 0; g < policy_.groups.size(); ++g) {
         const auto& group = policy_.groups[g];
-        if (group.kind == Group::Kind::cidr || !policy_.members_of(g).empty()) continue;
+        if (group.kind == Group::Kind::cidr || !members[g].empty()) continue;
         diag_.warning(group.pos, group.kind == Group::Kind::tags
                                      ? fmt::format("group '{}' matches no endpoint (no endpoint carries all its tags)", group.name)
                                      : fmt::format("group '{}' matches no endpoint (segment '{}' has none)", group.name,

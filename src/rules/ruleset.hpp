@@ -68,6 +68,7 @@ struct CompiledRule {
     bool log = false;
     DynBitset from_classes;  // identity classes this rule accepts as source
     DynBitset to_classes;    // ... and as destination
+    Selector from, to;       // the groups behind them, to place identity classes made later (retagging)
     bool any_service = true;
     std::vector<ServiceItem> services;  // flattened from the named services; any of them matches
     SourcePos pos;
@@ -82,11 +83,26 @@ struct ExternalRange {
     uint32_t identity_class = 0;
 };
 
+class RuleSet;
+
+// The result of retagging an endpoint: a new rule set (this one is immutable), the identity class the
+// endpoint now has, and whether that class is new (then rules may need new entries for it).
+struct Retagged {
+    std::shared_ptr<const RuleSet> rules;
+    uint32_t identity_class = 0;
+    bool new_class = false;
+};
+
 class RuleSet {
 public:
     // Compiles a validated policy.  Throws PolicyError when the policy is inconsistent in a way the
     // loader could not see (it never is when it came from load_policy_*).
     static std::shared_ptr<const RuleSet> compile(const Policy& policy);
+
+    // A copy of this rule set in which `endpoint` carries `tags`: its group memberships are recomputed
+    // and it moves to the identity class of its new memberships, created when no identity had them;
+    // no rule is recompiled.  Control side; throws std::out_of_range on a bad endpoint index.
+    Retagged with_endpoint_tags(uint32_t endpoint, Tags tags) const;
 
     // --- run side: const, noexcept, no allocation ---
     // Segment index of a VLAN, or kNoSegment when the VLAN names no segment.
@@ -108,6 +124,7 @@ public:
 
 private:
     RuleSet() = default;
+    void renumber_classes();
 
     std::string source_file_;
     std::vector<Segment> segments_;
@@ -117,6 +134,7 @@ private:
     std::vector<DynBitset> classes_;
     std::vector<ExternalRange> external_v4_, external_v6_;
     std::vector<std::string> group_names_;
+    std::shared_ptr<const MembershipIndex> membership_;  // group definitions, indexed; shared by retagged copies
     std::vector<CompiledRule> rules_;
     Action default_action_ = Action::drop;
 };

@@ -50,10 +50,10 @@ std::string services_text(const Policy& p, const Rule& r) {
     return join(names, ",");
 }
 
-std::string group_text(const Policy& p, uint32_t g) {
+std::string group_text(const Policy& p, uint32_t g, const std::vector<uint32_t>& member_endpoints) {
     const auto& group = p.groups[g];
     std::vector<std::string> members;
-    for (auto e : p.members_of(g)) members.push_back(p.endpoints[e].name);
+    for (auto e : member_endpoints) members.push_back(p.endpoints[e].name);
     const std::string who = members.empty() ? "(no endpoint)" : join(members, ", ");
     switch (group.kind) {
     case Group::Kind::tags: return fmt::format("tags {} -> {}", tags_text(group.tags), who);
@@ -81,7 +81,9 @@ void print_summary(const Policy& p, std::FILE* out) {
                    e.mac ? e.mac->str() : "-", tags_text(e.tags));
     }
     fmt::print(out, "\nGroups\n");
-    for (uint32_t g = 0; g < p.groups.size(); ++g) fmt::print(out, "  {:<16} {}\n", p.groups[g].name, group_text(p, g));
+    const auto members = MembershipIndex(p.groups).members(p.endpoints);
+    for (uint32_t g = 0; g < p.groups.size(); ++g)
+        fmt::print(out, "  {:<16} {}\n", p.groups[g].name, group_text(p, g, members[g]));
     fmt::print(out, "\nRules (first match wins)\n");
     fmt::print(out, "  {:>3}  {:<18} {:<20} {:<20} {:<24} {:<7} {:<4} {}\n", "#", "ID", "FROM", "TO", "SERVICES",
                "ACTION", "LOG", "LINE");

@@ -10,6 +10,7 @@
 
 #include "rules/classifier.hpp"
 #include "tools/bench_classify.hpp"
+#include "tools/bench_retag.hpp"
 
 namespace po = boost::program_options;
 
@@ -22,6 +23,8 @@ const char* const kOverview = R"(tagwall-bench - measure tagwall's classifier an
 
 Usage:
   tagwall-bench classify --rules FILE --trace FILE --engine ENGINE [options] [-- EAL-ARGS...]
+  tagwall-bench retag --policy FILE [--engine trie|rte_acl|linear] [--count N] [--json]
+                                      endpoint tag changes reaching the classifier, vs a full rebuild
   tagwall-bench replay ...            pcap replay through the worker pipeline (not built yet)
   tagwall-bench COMMAND --help        the options of one command
 
@@ -133,6 +136,38 @@ int run_classify_command(std::vector<std::string> args) {
     return tagwall::tools::run_classify_bench(o);
 }
 
+int run_retag_command(const std::vector<std::string>& args) {
+    po::options_description opts("retag options");
+    opts.add_options()
+        ("help,h", "show this help")
+        ("policy,p", po::value<std::string>(), "policy.yaml (scripts/gen-policy.py makes large ones)")
+        ("engine,e", po::value<std::string>()->default_value("trie"), "trie | rte_acl | linear")
+        ("count,n", po::value<unsigned>()->default_value(200), "endpoint tag changes to time")
+        ("json", "print one JSON object");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+        fmt::print("Usage: tagwall-bench retag --policy FILE [--engine E] [--count N] [--json]\n\n"
+                   "Flips the env tag (prod <-> staging) of random endpoints one at a time and times how long each\n"
+                   "change takes to reach the classifier (a new rule set with the endpoint's new memberships, and\n"
+                   "the engine updated in place where it can be), against a full compile + engine build.\n\n");
+        std::cout << opts << '\n';
+        return 0;
+    }
+    if (!vm.count("policy")) return usage_error("retag: --policy is required");
+    tagwall::tools::RetagBenchOptions o;
+    o.policy_path = vm["policy"].as<std::string>();
+    o.engine = vm["engine"].as<std::string>();
+    const auto engines = tagwall::rules::classifier_engines();
+    if (std::find(engines.begin(), engines.end(), o.engine) == engines.end())
+        return usage_error(fmt::format("retag: unknown engine '{}' (trie, rte_acl or linear)", o.engine));
+    o.count = vm["count"].as<unsigned>();
+    o.json = vm.count("json") > 0;
+    o.eal.program = "tagwall-bench";
+    return tagwall::tools::run_retag_bench(o);
+}
+
 int run_replay_command(const std::vector<std::string>& args) {
     if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end()) {
         fmt::print("Usage: tagwall-bench replay (--policy FILE | --config FILE) --pcap [PORT=]FILE ... [--iterations N]\n"
@@ -154,6 +189,7 @@ int main(int argc, char** argv) {
     try {
         if (command == "classify") return run_classify_command(args);
         if (command == "replay") return run_replay_command(args);
+        if (command == "retag") return run_retag_command(args);
         if (command == "--help" || command == "-h" || command == "help") {
             fmt::print("{}", kOverview);
             return 0;

@@ -200,9 +200,10 @@ TEST_CASE("identity resolution: endpoints, nested cidrs, families", "[classifier
     CHECK(rs->segment_of(5000) == kNoSegment);
 }
 
-TEST_CASE("policy through the field engines agrees with the linear reference", "[classifier][policy]") {
-    const auto rs = demo_rules();
-    const LinearClassifier reference(rs);
+namespace {
+
+// Random packets over the policy's interesting addresses, ports, protocols and VLANs.
+size_t count_mismatches(const LinearClassifier& reference, const PolicyClassifier& fast, uint32_t seed, int count) {
     const char* const v4[] = {"198.18.10.11", "198.18.10.12", "198.18.20.11", "198.18.30.11", "198.18.20.99",
                               "198.19.1.5",   "198.19.1.6",   "198.19.200.7", "198.19.200.8", "198.19.200.255",
                               "198.19.201.0", "203.0.113.9",  "0.0.0.0",      "255.255.255.255"};
@@ -211,28 +212,79 @@ TEST_CASE("policy through the field engines agrees with the linear reference", "
     const uint8_t protos[] = {kProtoTcp, kProtoUdp, kProtoIcmp, kProtoIcmpV6, kProtoSctp, 47, 0};
     const uint16_t ports[] = {0, 1, 22, 53, 443, 5432, 8079, 8080, 8089, 8090, 9100, 65535};
     const uint8_t vlans[] = {0, 10, 20, 30, 99};
+    auto next = [&](uint32_t n) { seed = seed * 1103515245u + 12345u; return (seed >> 8) % n; };
+    size_t mismatches = 0;
+    for (int i = 0; i < count; ++i) {
+        PacketKey k;
+        const bool six = next(3) == 0;
+        k.vlan = vlans[next(5)];
+        k.src = *IpAddr::parse(six ? v6[next(8)] : v4[next(14)]);
+        k.dst = *IpAddr::parse(six ? v6[next(8)] : v4[next(14)]);
+        k.proto = protos[next(7)];
+        k.sport = ports[next(12)];
+        k.dport = ports[next(12)];
+        k.icmp_type = static_cast<uint8_t>(next(4) == 0 ? 8 : next(256));
+        k.icmp_code = static_cast<uint8_t>(next(16));
+        const Decision want = reference.classify(k);
+        const Decision got = fast.classify(k);
+        if (!(want == got) && ++mismatches <= 5)
+            FAIL_CHECK(fmt::format("{}: {} -> {} proto {} dport {} type {}: want rule {} got {}",
+                                   fast.engine().name(), k.src.str(), k.dst.str(), k.proto, k.dport, k.icmp_type,
+                                   want.rule, got.rule));
+    }
+    return mismatches;
+}
+
+}  // namespace
+
+TEST_CASE("policy through the field engines agrees with the linear reference", "[classifier][policy]") {
+    const auto rs = demo_rules();
+    const LinearClassifier reference(rs);
     for (const char* engine : {"linear", "trie"}) {
         const PolicyClassifier fast(rs, engine);
-        uint32_t seed = 12345;
-        auto next = [&](uint32_t n) { seed = seed * 1103515245u + 12345u; return (seed >> 8) % n; };
-        size_t mismatches = 0;
-        for (int i = 0; i < 20000; ++i) {
-            PacketKey k;
-            const bool six = next(3) == 0;
-            k.vlan = vlans[next(5)];
-            k.src = *IpAddr::parse(six ? v6[next(8)] : v4[next(14)]);
-            k.dst = *IpAddr::parse(six ? v6[next(8)] : v4[next(14)]);
-            k.proto = protos[next(7)];
-            k.sport = ports[next(12)];
-            k.dport = ports[next(12)];
-            k.icmp_type = static_cast<uint8_t>(next(4) == 0 ? 8 : next(256));
-            k.icmp_code = static_cast<uint8_t>(next(16));
-            const Decision want = reference.classify(k);
-            const Decision got = fast.classify(k);
-            if (!(want == got) && ++mismatches <= 5)
-                FAIL_CHECK(fmt::format("{}: {} -> {} proto {} dport {} type {}: want rule {} got {}", engine,
-                                       k.src.str(), k.dst.str(), k.proto, k.dport, k.icmp_type, want.rule, got.rule));
+        CHECK(count_mismatches(reference, fast, 12345, 20000) == 0);
+    }
+}
+
+TEST_CASE("retagging an endpoint updates the engines in place and decides like a recompiled policy",
+          "[classifier][policy][retag]") {
+    auto loaded = load_policy_text(kPolicy, "classifier.yaml");
+    REQUIRE(loaded.policy);
+    Policy policy = *loaded.policy;
+    const auto index_of = [&](const char* name) {
+        for (uint32_t e = 0; e < policy.endpoints.size(); ++e)
+            if (policy.endpoints[e].name == name) return e;
+        FAIL("no endpoint " << name);
+        return 0u;
+    };
+    struct Step {
+        const char* endpoint;
+        Tags tags;
+        bool expect_new_rules;
+    };
+    const Step steps[] = {
+        // shop-app in the web segment: memberships nobody had -> rules selecting shop-app get entries
+        {"web-2", {{"app", "shop"}, {"tier", "app"}}, true},
+        {"lab-1", {{"app", "shop"}, {"tier", "db"}, {"env", "canary"}}, true},
+        // no group at all: an existing class (only `any` rules select it), nothing to insert
+        {"mon-1", {}, false},
+        {"web-1", {{"role", "monitoring"}}, true},  // monitoring + web-seg: new
+        {"lab-1", {{"app", "lab"}}, false},         // back to web-seg only, which it had at the start
+    };
+    for (const char* engine : {"trie", "linear"}) {
+        PolicyClassifier fast(RuleSet::compile(policy), engine);
+        Policy expected = policy;
+        uint32_t seed = 777;
+        for (const auto& step : steps) {
+            INFO(engine << ": retag " << step.endpoint);
+            const uint32_t e = index_of(step.endpoint);
+            const auto result = fast.retag(e, step.tags);
+            CHECK((result.field_rules_added > 0) == step.expect_new_rules);
+            CHECK_FALSE(result.rebuilt);
+            expected.endpoints[e].tags = step.tags;
+            const LinearClassifier recompiled(RuleSet::compile(expected));
+            CHECK(count_mismatches(recompiled, fast, seed++, 20000) == 0);
+            CHECK(fast.ruleset().endpoints()[e].tags == step.tags);
         }
-        CHECK(mismatches == 0);
     }
 }
