@@ -1,0 +1,211 @@
+// Connection tracking dispatch (run side, owning worker): keys, the per-protocol table, the UDP / ICMP
+// echo / other pseudo-states and ICMP errors as `related`.  The design is in conntrack.hpp.
+#include "dataplane/conntrack.hpp"
+
+#include <array>
+
+#include "dataplane/conntrack_tcp.hpp"
+
+namespace tagwall::dataplane {
+namespace {
+
+constexpr uint8_t kProtoIcmp = 1, kProtoTcp = 6, kProtoUdp = 17, kProtoIcmpv6 = 58;
+
+// --- pseudo-states: unreplied until the first packet the other way, then replied (and assured) ---
+
+constexpr L4Update classify_it() noexcept { return {L4Action::classify, Reason::established}; }
+
+L4Update any_packet_opens(const ParsedPacket&) noexcept { return classify_it(); }
+
+template <FlowState kUnreplied>
+void open_unreplied(FlowEntry& e, const ParsedPacket&) noexcept {
+    e.state = kUnreplied;
+}
+
+template <FlowState kReplied>
+L4Update reply_answers(FlowEntry& e, const ParsedPacket&, bool reply) noexcept {
+    if (reply && e.state != kReplied) {
+        e.state = kReplied;
+        e.flags |= kFlowSeenReply | kFlowAssured;
+    }
+    return {L4Action::pass, Reason::established};
+}
+
+bool is_echo_request(const ParsedPacket& p) noexcept {
+    return p.icmp_type == (p.src.family == rules::Family::v4 ? 8 : 128);
+}
+bool is_echo(const ParsedPacket& p) noexcept {
+    return p.src.family == rules::Family::v4 ? p.icmp_type == 8 || p.icmp_type == 0
+                                             : p.icmp_type == 128 || p.icmp_type == 129;
+}
+
+// Echo keys put the requester first, so a reply always travels the reply way and a request the
+// original way; only a request may open.
+L4Update echo_request_opens(const ParsedPacket& p) noexcept {
+    return is_echo_request(p) ? classify_it() : L4Update{L4Action::drop, Reason::invalid_icmp_no_flow};
+}
+
+constexpr std::array<L4Tracker, 4> kTrackers{{
+    /* tcp   */ kTcpTracker,
+    /* udp   */ {any_packet_opens, open_unreplied<FlowState::udp_unreplied>, reply_answers<FlowState::udp_replied>},
+    /* icmp  */ {echo_request_opens, open_unreplied<FlowState::icmp_unreplied>, reply_answers<FlowState::icmp_replied>},
+    /* other */ {any_packet_opens, open_unreplied<FlowState::other_unreplied>, reply_answers<FlowState::other_replied>},
+}};
+
+const L4Tracker& tracker(L4Kind k) noexcept { return kTrackers[static_cast<size_t>(k)]; }
+
+constexpr FlowState kInitialState[] = {FlowState::tcp_syn_sent, FlowState::udp_unreplied,
+                                       FlowState::icmp_unreplied, FlowState::other_unreplied};
+
+// --- how a packet is seen ---
+
+enum class Shape : uint8_t { tracked, icmp_error, stateless, no_l4 };
+
+struct Seen {
+    Shape shape;
+    L4Kind kind;
+};
+
+Seen shape_of(const ParsedPacket& p) noexcept {
+    if (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) return {Shape::stateless, L4Kind::other};
+    const L4Kind kind = l4_kind(p.proto, p.src.family);
+    if (kind != L4Kind::other && !p.l4_present) return {Shape::no_l4, kind};
+    if (kind == L4Kind::icmp) {
+        if (p.icmp_error) return {Shape::icmp_error, kind};
+        if (!is_echo(p)) return {Shape::stateless, kind};
+    }
+    return {Shape::tracked, kind};
+}
+
+DirectedKey key_of(const ParsedPacket& p, uint16_t segment, L4Kind kind) noexcept {
+    if (kind == L4Kind::icmp) return make_echo_key(segment, p.src, p.dst, p.proto, p.icmp_id, is_echo_request(p));
+    return make_flow_key(segment, p.src, p.dst, p.proto, p.sport, p.dport);
+}
+
+constexpr CtResult drop(Reason r, FlowHandle h = kNoFlow, bool reply = false) noexcept {
+    return {CtAction::drop, r, reply, h};
+}
+
+// A verdict for a packet that cannot be looked up at all.
+CtResult untrackable(Shape shape) noexcept {
+    switch (shape) {
+    case Shape::stateless: return {CtAction::classify_stateless, Reason::rule, false, kNoFlow};
+    // Later fragments belong to the fragment table; one that reaches connection tracking is orphaned.
+    case Shape::no_l4: return drop(Reason::fragment_no_first);
+    case Shape::icmp_error:
+    case Shape::tracked: break;
+    }
+    return drop(Reason::related_no_flow);
+}
+
+void refresh(FlowEntry& e, bool reply, const ParsedPacket& p, uint64_t now) noexcept {
+    e.last_seen = now;
+    ++e.packets[reply];
+    e.bytes[reply] += p.l3_length;
+}
+
+}  // namespace
+
+L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {
+    switch (proto) {
+    case kProtoTcp: return L4Kind::tcp;
+    case kProtoUdp: return L4Kind::udp;
+    case kProtoIcmp: return family == rules::Family::v4 ? L4Kind::icmp : L4Kind::other;
+    case kProtoIcmpv6: return family == rules::Family::v6 ? L4Kind::icmp : L4Kind::other;
+    default: return L4Kind::other;
+    }
+}
+
+// --- the owning worker ---
+
+CtResult ConnTrack::track(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept {
+    const Seen seen = shape_of(p);
+    if (seen.shape == Shape::icmp_error) return related(p, segment, now);
+    if (seen.shape != Shape::tracked) return untrackable(seen.shape);
+    const DirectedKey k = key_of(p, segment, seen.kind);
+    const FlowHandle h = table_.lookup(k.key, now);
+    if (h != kNoFlow) return update(h, p, seen.kind, k.src_is_b, now);
+    const L4Update u = tracker(seen.kind).on_miss(p);
+    if (u.action == L4Action::classify) return {CtAction::classify, Reason::rule, false, kNoFlow};
+    return drop(u.reason);
+}
+
+CtResult ConnTrack::create(const ParsedPacket& p, uint16_t segment, const FlowOrigin& origin,
+                           uint64_t now) noexcept {
+    const Seen seen = shape_of(p);
+    if (seen.shape == Shape::stateless) return {CtAction::pass, Reason::rule, false, kNoFlow};
+    if (seen.shape != Shape::tracked) return track(p, segment, now);
+    const L4Tracker& t = tracker(seen.kind);
+    if (const L4Update u = t.on_miss(p); u.action != L4Action::classify) return drop(u.reason);
+
+    const DirectedKey k = key_of(p, segment, seen.kind);
+    InsertResult ins = table_.lookup_or_insert(k.key, kInitialState[static_cast<size_t>(seen.kind)], now);
+    if (ins.status == InsertStatus::existed) {
+        const CtResult r = update(ins.handle, p, seen.kind, k.src_is_b, now);
+        if (r.action != CtAction::classify) return r;
+        // The entry was over (a SYN after TIME_WAIT) and update() erased it: open the new connection,
+        // which the policy has just allowed.
+        ins = table_.lookup_or_insert(k.key, kInitialState[static_cast<size_t>(seen.kind)], now);
+    }
+    if (ins.status == InsertStatus::full) return drop(Reason::flow_table_full);
+
+    FlowEntry& e = table_.entry(ins.handle);
+    e.flags = k.src_is_b ? kFlowInitiatorIsB : 0;
+    e.rule_index = origin.rule_index;
+    e.generation = origin.generation;
+    e.identity = {origin.src_identity, origin.dst_identity};
+    t.open(e, p);
+    refresh(e, false, p, now);
+    return {CtAction::pass, Reason::rule, false, ins.handle};
+}
+
+CtResult ConnTrack::update(FlowHandle h, const ParsedPacket& p, L4Kind kind, bool src_is_b,
+                           uint64_t now) noexcept {
+    FlowEntry& e = table_.entry(h);
+    const bool reply = src_is_b != e.initiator_is_b();
+    const L4Update u = tracker(kind).update(e, p, reply);
+    switch (u.action) {
+    case L4Action::pass: refresh(e, reply, p, now); return {CtAction::pass, Reason::established, reply, h};
+    case L4Action::drop: return drop(u.reason, h, reply);
+    case L4Action::classify:
+    case L4Action::reopen: break;
+    }
+    table_.erase(h);
+    return {CtAction::classify, Reason::rule, false, kNoFlow};
+}
+
+// An ICMP error: `related` to the connection of the packet it quotes, or dropped.
+CtResult ConnTrack::related(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept {
+    if (!p.inner_l3_present || p.inner_src.family != p.src.family || p.inner_dst.family != p.src.family)
+        return drop(Reason::related_no_flow);
+    // The error must go back to whoever sent the quoted packet.
+    if (p.dst != p.inner_src) return drop(Reason::related_no_flow);
+    const L4Kind kind = l4_kind(p.inner_proto, p.src.family);
+    if (kind != L4Kind::other && !p.inner_l4_present) return drop(Reason::related_no_flow);
+
+    DirectedKey k;
+    FlowHandle h = kNoFlow;
+    if (kind == L4Kind::icmp) {
+        // The quoted echo's type is not known: it was a request from inner_src, or a reply to it.
+        for (const bool request : {true, false}) {
+            k = make_echo_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, request);
+            if ((h = table_.lookup(k.key, now)) != kNoFlow) break;
+        }
+    } else {
+        k = make_flow_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, p.inner_dport);
+        h = table_.lookup(k.key, now);
+    }
+    if (h == kNoFlow) return drop(Reason::related_no_flow);
+    const bool quoted_reply = k.src_is_b != table_.entry(h).initiator_is_b();
+    return {CtAction::pass, Reason::related, !quoted_reply, h};
+}
+
+// --- const ---
+
+FlowHandle ConnTrack::find(const ParsedPacket& p, uint16_t segment, uint64_t now) const noexcept {
+    const Seen seen = shape_of(p);
+    if (seen.shape != Shape::tracked) return kNoFlow;
+    return table_.find(key_of(p, segment, seen.kind).key, now);
+}
+
+}  // namespace tagwall::dataplane

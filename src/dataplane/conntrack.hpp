@@ -1,0 +1,118 @@
+// Connection tracking (SPEC §5): which connection a packet belongs to, and whether it fits its state.
+//
+// Concurrency contract: one ConnTrack per worker, inside its worker context, owning that worker's
+// FlowTable; the constructor runs on the control thread before the worker starts (it allocates the
+// table).  track, create, close and expire are run side, for the owning worker only: noexcept, no
+// allocation, no locks, no logging.  find and table() const follow FlowTable's const rules.
+//
+// The pipeline, per packet (after parse and identity; later fragments go to the fragment table and
+// ARP/ND to SpoofGuard before this):
+//     r = ct.track(packet, segment, now)
+//     pass     -> forward; r.reason is `established` or `related`; when the entry's generation is
+//                 older than the published policy, re-verify it first (SPEC §6)
+//     drop     -> drop and count r.reason
+//     classify -> classify; if the policy allows, r = ct.create(packet, segment, {rule, generation,
+//                 identities}, now), which passes (reason `rule`) or drops (`flow_table_full`)
+//     classify_stateless -> classify this packet on its own; nothing is kept (create not needed)
+//
+// Per protocol (a tiny table of functions, OVS style; TCP in conntrack_tcp.hpp, the rest in
+// conntrack.cpp):
+//   - TCP: only a SYN may open a connection; any other segment without an entry is `invalid_no_flow`
+//     (no mid-stream pickup).  The state machine and the window checks are in conntrack_tcp.hpp.
+//   - UDP, SCTP and any other protocol: pseudo-states unreplied -> replied (the first packet the
+//     other way); replied entries are assured.  SCTP is keyed by its ports, with no SCTP state machine.
+//   - ICMP/ICMPv6 echo: a request opens, the reply with the same identifier answers it (keys in
+//     flow_table.hpp); a reply with no request is `invalid_icmp_no_flow`.
+//   - ICMP/ICMPv6 errors pass only as `related`: the quoted header must belong to a live entry of this
+//     segment, and the error must be addressed to the sender of the quoted packet (an error about
+//     someone else's connection is forged: the CVE-2019-5598 pattern).  Anything else is
+//     `related_no_flow`.  The quoted TCP sequence number is not checked against the window (the
+//     parser does not extract it).  An error refreshes nothing: it is not part of the connection.
+//   - Other ICMP messages (timestamps, router and MLD messages, ...) keep no state: the policy decides
+//     each one (classify_stateless).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dataplane/flow_table.hpp"
+#include "dataplane/packet.hpp"
+#include "dataplane/reasons.hpp"
+
+namespace tagwall::dataplane {
+
+enum class CtAction : uint8_t { pass, drop, classify, classify_stateless };
+
+struct CtResult {
+    CtAction action = CtAction::drop;
+    Reason reason = Reason::invalid_no_flow;  // pass: established, related or rule; drop: why
+    bool reply = false;                       // the packet travels responder -> initiator
+    FlowHandle handle = kNoFlow;              // the entry it belongs (or, for `related`, refers) to
+};
+
+enum class L4Kind : uint8_t;  // below, with the per-protocol interface
+
+// What the policy said when it allowed a new connection.
+struct FlowOrigin {
+    int32_t rule_index = -1;
+    uint32_t generation = 0;
+    uint32_t src_identity = 0;  // identity class of the packet's source (the initiator)
+    uint32_t dst_identity = 0;
+};
+
+class ConnTrack {
+public:
+    // --- control thread, before the worker runs ---
+    explicit ConnTrack(const FlowTableConfig& config = {}) : table_(config) {}
+
+    // --- the owning worker only ---
+    CtResult track(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept;
+    // Opens the connection `p` starts, after the policy allowed it.  When an entry already exists (an
+    // earlier packet of the same burst opened it) `p` is tracked against it instead.  A packet that
+    // cannot open a connection gets the verdict track() gave it.
+    CtResult create(const ParsedPacket& p, uint16_t segment, const FlowOrigin& origin, uint64_t now) noexcept;
+    // Removes a connection (revoked by a new policy, `flows flush`).
+    void close(FlowHandle h) noexcept { table_.erase(h); }
+    size_t expire(uint64_t now, size_t max_slots) noexcept { return table_.expire(now, max_slots); }
+    FlowTable& table() noexcept { return table_; }
+
+    // --- const: the owning worker, or any thread while the worker is stopped ---
+    // The live entry `p` belongs to (an ICMP error: kNoFlow; see related above), without touching it.
+    FlowHandle find(const ParsedPacket& p, uint16_t segment, uint64_t now) const noexcept;
+    const FlowTable& table() const noexcept { return table_; }
+
+private:
+    CtResult related(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept;
+    CtResult update(FlowHandle h, const ParsedPacket& p, L4Kind kind, bool src_is_b, uint64_t now) noexcept;
+
+    FlowTable table_;
+};
+
+// --- the per-protocol interface (conntrack.cpp dispatches; conntrack_tcp.cpp implements TCP) ---
+
+enum class L4Action : uint8_t {
+    pass,      // the packet fits the entry (the caller refreshes timestamp and counters)
+    drop,      // it does not; the entry is unchanged
+    classify,  // no entry (on_miss) may be opened by this packet: ask the policy
+    reopen,    // the entry is over and this packet starts a new connection: erase it, ask the policy
+};
+
+struct L4Update {
+    L4Action action = L4Action::drop;
+    Reason reason = Reason::established;  // for drop
+};
+
+struct L4Tracker {
+    // A packet with no entry: may it open one (classify), or why not (drop)?
+    L4Update (*on_miss)(const ParsedPacket& p) noexcept;
+    // Fills the protocol part of a fresh entry from the packet that opened it.
+    void (*open)(FlowEntry& e, const ParsedPacket& p) noexcept;
+    // A packet of an existing entry travelling the original (reply = false) or the reply way.
+    L4Update (*update)(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept;
+};
+
+enum class L4Kind : uint8_t { tcp, udp, icmp, other };
+// The tracker a packet of protocol `proto` in `family` uses (ICMP only in IPv4, ICMPv6 only in IPv6).
+L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept;
+
+}  // namespace tagwall::dataplane

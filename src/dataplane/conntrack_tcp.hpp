@@ -1,0 +1,82 @@
+// TCP connection tracking: the state machine and sequence/window checks of one connection.
+//
+// Concurrency contract: run side, owning worker only (through ConnTrack): noexcept, no allocation.  The
+// functions touch one FlowEntry and nothing else.
+//
+// The model is Guido van Rooij's "Real Stateful TCP Packet Filtering in IP Filter", as pf and
+// nf_conntrack apply it.  For each direction the entry keeps (flow_table.hpp):
+//   end     highest sequence number the sender has sent, + 1 (SYN and FIN count one each)
+//   maxend  highest sequence number the receiver has let it reach: max(ack + max(window, 1)) over the
+//           receiver's segments (the 1 lets a zero-window probe through)
+//   maxwin  largest window the sender advertised (scaled: maxwin << wscale)
+//   maxack  highest acknowledgement the sender sent
+// A segment from S to R, seg_end = seq + payload (+1 for SYN, +1 for FIN), must satisfy
+//   I    seg_end <= S.maxend                          no data beyond what R offered
+//   II   seg_end >= S.end - R.maxwin                  no older than R's largest window
+//   III  ack     <= R.end                             no acknowledgement of data R never sent
+//   IV   ack     >= R.end - (S.maxwin + kAckSlack)    no acknowledgement older than S's window, plus
+//                                                     the usual slack of one unscaled window and an MTU
+// (III and IV when ACK is set), in 32-bit sequence space; else `invalid_tcp_window`, dropped, state kept.
+// Window scaling (RFC 7323) applies only when both SYNs carried the option; the window field of a SYN
+// is never scaled.  Flag combinations other than SYN, SYN+ACK, ACK, FIN+ACK, RST, RST+ACK (PSH, URG,
+// ECE, CWR aside) are `invalid_tcp_state`: NULL, bare FIN, SYN+FIN, SYN+RST, ... .
+//
+// States (FlowState::tcp_*; one state per connection, as in nf_conntrack):
+//   SYN from the initiator opens SYN_SENT; the responder's SYN+ACK acknowledging it exactly moves to
+//   SYN_RECV; the initiator's ACK of the SYN+ACK to ESTABLISHED (the entry becomes assured).  Then the
+//   FINs decide: one FIN -> FIN_WAIT, acknowledged -> CLOSE_WAIT; both -> LAST_ACK, both
+//   acknowledged -> TIME_WAIT.  An accepted RST -> CLOSE.
+//
+// Choices a reviewer should find here:
+//   - No mid-stream pickup: an entry starts with a SYN (ConnTrack: `invalid_no_flow` otherwise).
+//   - A retransmitted SYN in SYN_SENT passes and restarts the initiator's tracking (with a new ISN too:
+//     the client gave up and retried on the same port).  A retransmitted SYN in SYN_RECV passes when
+//     its sequence number is the original one, and a retransmitted SYN+ACK (its sequence number is the
+//     responder's ISN, its ack within the window) passes in SYN_RECV and later: the initiator's ACK
+//     may have been lost after tagwall, and the responder must be able to repeat itself.
+//   - Simultaneous open (a SYN without ACK from the responder in SYN_SENT) is not supported: it is
+//     `invalid_tcp_state`.  Real stacks almost never do it, and accepting it means accepting a SYN
+//     from the side the policy did not allow to open the connection.
+//   - A SYN on a synchronized connection (SYN_RECV .. LAST_ACK) is `invalid_tcp_state`: dropped, state
+//     kept.  nf_conntrack lets it through without changing state ("ignore"), and rebuilds the entry if
+//     the answer proves the old connection gone; pf drops it (it fails the window check) unless both
+//     sides are closing, when it removes the state and evaluates the rules again.  We follow pf: a
+//     forged SYN must neither tear down nor re-seed tracking, and passing it would let a third party
+//     provoke the RFC 5961 challenge ACK at will.  The cost is the rebooted-client case: its new SYN on
+//     the old port is dropped until the old entry ends (the server's next segment draws an exact RST
+//     from the client, which closes it).  In TIME_WAIT or CLOSE a SYN starts a new connection (port
+//     reuse): the entry is erased and the policy is asked again (L4Action::reopen).
+//   - RST (RFC 5961 §3): an RST whose sequence number is exactly the one its receiver expects (the
+//     sender's end, or the highest ack its receiver sent) closes the connection (CLOSE, a short
+//     timeout).  An RST inside the window but not exact is passed and changes nothing: the endpoint
+//     answers it with a challenge ACK, and only the real peer can answer that with an exact RST.
+//     Tearing the entry down here would let any in-window guess kill the connection in the firewall
+//     while the endpoints keep it.  An RST outside the window is `rst_out_of_window`: dropped, counted,
+//     not obeyed.  In SYN_SENT an RST from the responder counts only when it acknowledges the SYN
+//     (connection refused), and one from the initiator only at its exact sequence number.
+#pragma once
+
+#include <cstdint>
+
+#include "dataplane/conntrack.hpp"
+
+namespace tagwall::dataplane {
+
+inline constexpr uint32_t kTcpAckSlack = 65535 + 1500;  // one unscaled maximum window and an MTU
+inline constexpr uint8_t kTcpMaxWindowScale = 14;       // RFC 7323 §2.3
+
+// FlowEntry::flags bits owned by the TCP tracker, per direction (0 original, 1 reply).
+constexpr uint8_t tcp_fin_sent_flag(int dir) noexcept { return dir == 0 ? 0x08 : 0x10; }
+constexpr uint8_t tcp_fin_acked_flag(int dir) noexcept { return dir == 0 ? 0x20 : 0x40; }
+
+// A pure SYN (no ACK, RST or FIN) may open a connection; anything else without an entry is
+// `invalid_no_flow`.
+L4Update tcp_on_miss(const ParsedPacket& p) noexcept;
+// The entry of a connection the SYN `p` opened (state SYN_SENT).
+void tcp_open(FlowEntry& e, const ParsedPacket& p) noexcept;
+// A segment of an existing connection.
+L4Update tcp_update(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept;
+
+inline constexpr L4Tracker kTcpTracker{tcp_on_miss, tcp_open, tcp_update};
+
+}  // namespace tagwall::dataplane

@@ -1,0 +1,325 @@
+// The connection table: construction (control thread), then lookup, insertion, eviction and aging
+// (owning worker, noexcept, no allocation).
+#include "dataplane/flow_table.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <cstring>
+#include <random>
+#include <stdexcept>
+
+namespace tagwall::dataplane {
+namespace {
+
+constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
+
+// murmur3's finalizer.
+constexpr uint64_t mix64(uint64_t x) noexcept {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+uint64_t random_seed() {
+    std::random_device rd;
+    const uint64_t s = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+    return s != 0 ? s : kGolden;
+}
+
+// Whether end (a, port_a) sorts after end (b, port_b).  Any total order makes keys direction-
+// independent; this one compares the addresses as two native 64-bit words, then the ports.
+bool end_sorts_after(const rules::IpAddr& a, uint16_t port_a, const rules::IpAddr& b, uint16_t port_b) noexcept {
+    uint64_t wa[2], wb[2];
+    std::memcpy(wa, a.bytes.data(), sizeof wa);
+    std::memcpy(wb, b.bytes.data(), sizeof wb);
+    if (wa[0] != wb[0]) return wa[0] > wb[0];
+    if (wa[1] != wb[1]) return wa[1] > wb[1];
+    return port_a > port_b;
+}
+
+using KeyWords = std::array<uint64_t, sizeof(FlowKey) / sizeof(uint64_t)>;
+
+KeyWords words_of(const FlowKey& k) noexcept {
+    KeyWords w;
+    std::memcpy(w.data(), &k, sizeof k);
+    return w;
+}
+
+// Key equality as five word compares, without a call to memcmp.
+bool same_key(const FlowKey& x, const FlowKey& y) noexcept {
+    const KeyWords a = words_of(x), b = words_of(y);
+    uint64_t diff = 0;
+    for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i];
+    return diff == 0;
+}
+
+}  // namespace
+
+// --- keys ---
+
+DirectedKey make_flow_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
+                          uint16_t sport, uint16_t dport) noexcept {
+    DirectedKey k;
+    k.key.vlan = vlan;
+    k.key.proto = proto;
+    k.key.family = src.family;
+    k.src_is_b = end_sorts_after(src, sport, dst, dport);
+    const rules::IpAddr& a = k.src_is_b ? dst : src;
+    const rules::IpAddr& b = k.src_is_b ? src : dst;
+    k.key.addr_a = a.bytes;
+    k.key.addr_b = b.bytes;
+    k.key.port_a = k.src_is_b ? dport : sport;
+    k.key.port_b = k.src_is_b ? sport : dport;
+    return k;
+}
+
+DirectedKey make_echo_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
+                          uint16_t id, bool request) noexcept {
+    DirectedKey k;
+    k.key.vlan = vlan;
+    k.key.proto = proto;
+    k.key.family = src.family;
+    k.key.addr_a = request ? src.bytes : dst.bytes;  // side a is the requester
+    k.key.addr_b = request ? dst.bytes : src.bytes;
+    k.key.port_a = k.key.port_b = id;
+    k.src_is_b = !request;
+    return k;
+}
+
+std::string_view to_string(FlowState s) noexcept {
+    static constexpr std::array<std::string_view, kFlowStateCount> kNames{
+        "free",          "syn_sent",       "syn_recv",     "established",    "fin_wait",
+        "close_wait",    "last_ack",       "time_wait",    "close",          "udp_unreplied",
+        "udp_replied",   "icmp_unreplied", "icmp_replied", "other_unreplied", "other_replied"};
+    const auto i = static_cast<size_t>(s);
+    return i < kNames.size() ? kNames[i] : "?";
+}
+
+uint64_t FlowTimeouts::of(FlowState s) const noexcept {
+    switch (s) {
+    case FlowState::free: return 0;
+    case FlowState::tcp_syn_sent: return tcp_syn_sent;
+    case FlowState::tcp_syn_recv: return tcp_syn_recv;
+    case FlowState::tcp_established: return tcp_established;
+    case FlowState::tcp_fin_wait: return tcp_fin_wait;
+    case FlowState::tcp_close_wait: return tcp_close_wait;
+    case FlowState::tcp_last_ack: return tcp_last_ack;
+    case FlowState::tcp_time_wait: return tcp_time_wait;
+    case FlowState::tcp_close: return tcp_close;
+    case FlowState::udp_unreplied: return udp_unreplied;
+    case FlowState::udp_replied: return udp_replied;
+    case FlowState::icmp_unreplied:
+    case FlowState::icmp_replied: return icmp;
+    case FlowState::other_unreplied:
+    case FlowState::other_replied: return other;
+    }
+    return 0;
+}
+
+// --- construction ---
+
+FlowTable::FlowTable(const FlowTableConfig& config)
+    : capacity_(config.capacity),
+      worker_(config.worker),
+      seed_(config.seed != 0 ? config.seed : random_seed()),
+      timeouts_(config.timeouts) {
+    if (config.capacity == 0 || config.capacity > kMaxCapacity)
+        throw std::invalid_argument("flow table capacity must be between 1 and 2^28");
+    for (size_t s = 0; s < kFlowStateCount; ++s) timeout_[s] = timeouts_.of(static_cast<FlowState>(s));
+    // >= 1.25 bucket slots per entry, a power of two, at least two buckets (two distinct choices).
+    const size_t wanted = std::max<size_t>(2, (capacity_ * 5 / 4 + kBucketSlots - 1) / kBucketSlots);
+    const size_t buckets = std::bit_ceil(wanted);
+    bucket_mask_ = buckets - 1;
+    bucket_bits_ = static_cast<unsigned>(std::countr_zero(buckets));
+    buckets_ = std::make_unique<Bucket[]>(buckets);  // value-initialised: every slot empty
+    entries_ = std::make_unique<FlowEntry[]>(capacity_);
+    free_ = std::make_unique<FlowHandle[]>(capacity_);
+    // Lowest indices on top, so a fresh table fills its pool in order.
+    for (size_t i = 0; i < capacity_; ++i) free_[i] = static_cast<FlowHandle>(capacity_ - 1 - i);
+    free_top_ = capacity_;
+}
+
+size_t FlowTable::memory_bytes() const noexcept {
+    return (bucket_mask_ + 1) * sizeof(Bucket) + capacity_ * (sizeof(FlowEntry) + sizeof(FlowHandle));
+}
+
+// --- lookups ---
+
+FlowHandle FlowTable::lookup(const FlowKey& key, uint64_t now) noexcept {
+    const FlowHandle h = search(key, slots_for(key));
+    if (h == kNoFlow) return kNoFlow;
+    if (expired(entries_[h], now)) {
+        release(h);
+        ++stats_.expired;
+        return kNoFlow;
+    }
+    return h;
+}
+
+FlowHandle FlowTable::find(const FlowKey& key, uint64_t now) const noexcept {
+    const FlowHandle h = search(key, slots_for(key));
+    return h != kNoFlow && !expired(entries_[h], now) ? h : kNoFlow;
+}
+
+FlowHandle FlowTable::resolve(FlowId id) const noexcept {
+    if (id.worker != worker_ || !live(id.index)) return kNoFlow;
+    return static_cast<uint16_t>(entries_[id.index].generation) == id.epoch ? id.index : kNoFlow;
+}
+
+// --- insertion and eviction ---
+
+InsertResult FlowTable::lookup_or_insert(const FlowKey& key, FlowState initial, uint64_t now) noexcept {
+    const Slots s = slots_for(key);
+    if (const FlowHandle h = search(key, s); h != kNoFlow) {
+        if (!expired(entries_[h], now)) return {h, InsertStatus::existed};
+        release(h);
+        ++stats_.expired;
+    }
+    Bucket* bucket = emptier_bucket(s);
+    if (bucket == nullptr || free_top_ == 0) {
+        // Room must be made.  With both buckets full the victim must come from them; with only the
+        // pool exhausted any evictable entry will do, so a few more pool entries are looked at too.
+        const FlowHandle victim = pick_victim(s, bucket != nullptr, now);
+        if (victim == kNoFlow) {
+            ++stats_.refused;
+            return {kNoFlow, InsertStatus::full};
+        }
+        ++(expired(entries_[victim], now) ? stats_.expired : stats_.evicted);
+        release(victim);
+        bucket = emptier_bucket(s);
+    }
+    const FlowHandle h = free_[--free_top_];
+    size_t slot = 0;
+    while (bucket->sig[slot] != 0) ++slot;  // emptier_bucket() returned a bucket with a free slot
+    bucket->sig[slot] = s.sig;
+    bucket->entry[slot] = h;
+
+    FlowEntry& e = entries_[h];
+    e = FlowEntry{};
+    e.key = key;
+    e.last_seen = now;
+    e.state = initial;
+    ++live_;
+    ++stats_.inserted;
+    return {h, InsertStatus::inserted};
+}
+
+// Among the new key's buckets (and, when scan_pool, the next kEvictionScan pool entries): an expired
+// entry if there is one, else the least recently seen entry that is not assured.
+FlowHandle FlowTable::pick_victim(const Slots& s, bool scan_pool, uint64_t now) noexcept {
+    FlowHandle best = kNoFlow;
+    uint64_t best_seen = UINT64_MAX;
+    auto consider = [&](FlowHandle h) noexcept {
+        const FlowEntry& e = entries_[h];
+        if (e.state == FlowState::free) return false;
+        if (expired(e, now)) {
+            best = h;
+            return true;  // cannot do better
+        }
+        if ((e.flags & kFlowAssured) == 0 && e.last_seen < best_seen) {
+            best = h;
+            best_seen = e.last_seen;
+        }
+        return false;
+    };
+    for (const size_t b : {s.first, s.second}) {
+        const Bucket& bucket = buckets_[b];
+        for (size_t i = 0; i < kBucketSlots; ++i)
+            if (bucket.sig[i] != 0 && consider(bucket.entry[i])) return best;
+    }
+    if (scan_pool) {
+        for (size_t n = 0; n < kEvictionScan && n < capacity_; ++n) {
+            const auto h = static_cast<FlowHandle>(eviction_cursor_);
+            eviction_cursor_ = eviction_cursor_ + 1 == capacity_ ? 0 : eviction_cursor_ + 1;
+            if (consider(h)) return best;
+        }
+    }
+    return best;
+}
+
+void FlowTable::erase(FlowHandle h) noexcept {
+    if (!live(h)) return;
+    release(h);
+    ++stats_.erased;
+}
+
+void FlowTable::release(FlowHandle h) noexcept {
+    FlowEntry& e = entries_[h];
+    const Slots s = slots_for(e.key);
+    auto unlink = [&](Bucket& bucket) noexcept {
+        for (size_t i = 0; i < kBucketSlots; ++i) {
+            if (bucket.sig[i] == s.sig && bucket.entry[i] == h) {
+                bucket.sig[i] = 0;
+                return true;
+            }
+        }
+        return false;
+    };
+    if (!unlink(buckets_[s.first])) unlink(buckets_[s.second]);
+    e.state = FlowState::free;
+    free_[free_top_++] = h;
+    --live_;
+}
+
+// --- aging ---
+
+size_t FlowTable::expire(uint64_t now, size_t max_slots) noexcept {
+    size_t freed = 0;
+    const size_t budget = std::min(max_slots, capacity_);
+    for (size_t n = 0; n < budget; ++n) {
+        const auto h = static_cast<FlowHandle>(aging_cursor_);
+        aging_cursor_ = aging_cursor_ + 1 == capacity_ ? 0 : aging_cursor_ + 1;
+        const FlowEntry& e = entries_[h];
+        if (e.state != FlowState::free && expired(e, now)) {
+            release(h);
+            ++freed;
+        }
+    }
+    stats_.expired += freed;
+    return freed;
+}
+
+// --- hashing ---
+
+FlowTable::Slots FlowTable::slots_for(const FlowKey& key) const noexcept {
+    // Keyed multiply-xor over the five words, then murmur3's finalizer to spread the high bits down.
+    uint64_t h = seed_;
+    for (const uint64_t w : words_of(key)) h = (h ^ w) * kGolden;
+    h = mix64(h);
+    Slots s;
+    s.sig = static_cast<uint32_t>(h >> 32);
+    if (s.sig == 0) s.sig = 1;
+    s.first = static_cast<size_t>(h) & bucket_mask_;
+    // The second choice comes from the signature's bits, through a multiplication so that it does not
+    // repeat the first's.
+    s.second = static_cast<size_t>((uint64_t{s.sig} * kGolden) >> (64 - bucket_bits_));
+    if (s.second == s.first) s.second = s.first ^ 1;
+    return s;
+}
+
+FlowHandle FlowTable::search(const FlowKey& key, const Slots& s) const noexcept {
+    for (const size_t b : {s.first, s.second}) {
+        const Bucket& bucket = buckets_[b];
+        for (size_t i = 0; i < kBucketSlots; ++i)
+            if (bucket.sig[i] == s.sig && same_key(entries_[bucket.entry[i]].key, key)) return bucket.entry[i];
+    }
+    return kNoFlow;
+}
+
+FlowTable::Bucket* FlowTable::emptier_bucket(const Slots& s) noexcept {
+    auto free_slots = [](const Bucket& b) noexcept {
+        size_t n = 0;
+        for (size_t i = 0; i < kBucketSlots; ++i) n += b.sig[i] == 0;
+        return n;
+    };
+    Bucket& first = buckets_[s.first];
+    Bucket& second = buckets_[s.second];
+    const size_t f = free_slots(first), g = free_slots(second);
+    if (f == 0 && g == 0) return nullptr;
+    return f >= g ? &first : &second;
+}
+
+}  // namespace tagwall::dataplane

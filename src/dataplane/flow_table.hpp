@@ -1,0 +1,287 @@
+// The connection table (SPEC §5): one per worker, fixed capacity, direction-independent keys.
+//
+// Concurrency contract: a FlowTable lives in its worker's context and is written only by that worker.
+// The constructor runs on the control thread before the worker starts and allocates everything the
+// table will ever use; nothing allocates afterwards.  Every other function is run side: noexcept, no
+// allocation, no locks, no logging.  The `const` functions (find, entry, for_each, id, resolve, size)
+// may also be called from another thread while the owning worker is stopped (tests, shutdown dumps);
+// anything else reaches a live table through the worker's rings (STYLE convention 3).
+//
+// This file knows entries, keys, time and memory.  What a packet does to an entry (TCP windows, the
+// UDP/ICMP pseudo-states, `related`) is the business of conntrack.hpp and conntrack_tcp.hpp; the only
+// protocol facts the table uses are an entry's state (for its timeout) and its `assured` flag (for
+// eviction).
+//
+// Decisions (each one a choice a reviewer should be able to find here):
+//   - Key: (segment VLAN, family, protocol, two addresses, two ports) in canonical order: the (address,
+//     port) pair that compares lower is side a.  Both directions of a connection build the same key,
+//     and DirectedKey::src_is_b tells which way a packet goes; an entry records which side opened it,
+//     so `reply` = (packet's side) != (opener's side).  ICMP echo is the exception: its key is
+//     (requester, responder, id, id) in that order, which is already direction-independent and keeps
+//     "A pings B" and "B pings A" with the same id apart (no echo-id-0 confusion, CVE-2024-6640).
+//     When both ends are identical (a LAND packet) every packet looks like the original direction.
+//   - Layout: entries are 128 bytes (two cache lines, static_assert below) in one pool indexed by a
+//     FlowHandle that stays valid while the entry lives.  The index is two-choice hashed: each key has
+//     two 64-byte buckets of 8 slots, a slot being a 32-bit signature and an entry index.  A lookup
+//     reads at most two bucket lines and compares full keys only on a signature match; an insert goes
+//     to the emptier bucket.  Buckets are provisioned at >= 1.25 slots per entry, so a bucket pair is
+//     full only when the pool nearly is.  The hash is keyed by a per-table random seed, so a sender
+//     cannot cheaply aim many keys at one bucket pair.
+//   - Time is injected: `now` is the worker's monotonic clock in nanoseconds, read once per burst.
+//     An entry whose state's timeout has passed is dead: lookups treat it as absent (and free it),
+//     eviction takes it first, and expire() frees it in bounded batches.
+//   - Eviction.  When the pool or both buckets are full, a new connection may take the place of an
+//     entry that is expired or not `assured` (TCP never reached ESTABLISHED; UDP/ICMP/other never saw
+//     a reply), the oldest first among what is cheap to see: the new key's two buckets and, when the
+//     pool is empty, the next kEvictionScan entries of a rotating cursor.  An assured connection is
+//     never evicted; when no candidate qualifies the new connection is refused (`flow_table_full`).
+//     A SYN flood therefore recycles half-open entries among themselves and cannot push out a
+//     connection that completed its handshake.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <type_traits>
+
+#include "rules/address.hpp"
+
+namespace tagwall::dataplane {
+
+// --- keys ---
+
+struct FlowKey {
+    std::array<uint8_t, 16> addr_a{}, addr_b{};  // network byte order; IPv4 in the first four bytes
+    uint16_t port_a = 0, port_b = 0;             // TCP/UDP/SCTP ports (0 when the protocol has none);
+                                                 // ICMP echo: the identifier in both
+    uint16_t vlan = 0;                           // the segment
+    uint8_t proto = 0;
+    rules::Family family = rules::Family::v4;
+
+    friend bool operator==(const FlowKey&, const FlowKey&) = default;
+};
+static_assert(sizeof(FlowKey) == 40 && std::has_unique_object_representations_v<FlowKey>,
+              "hash key without padding: it is hashed as five 64-bit words");
+
+// A key and the direction of the packet that built it.
+struct DirectedKey {
+    FlowKey key;
+    bool src_is_b = false;  // the packet travels from side b to side a
+};
+
+// The key of a packet from (src, sport) to (dst, dport).
+DirectedKey make_flow_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
+                          uint16_t sport, uint16_t dport) noexcept;
+// The key of an ICMP/ICMPv6 echo exchange; `request` says whether src is the requester.
+DirectedKey make_echo_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
+                          uint16_t id, bool request) noexcept;
+
+// --- entries ---
+
+// One state per protocol phase; the state alone selects an entry's timeout.
+enum class FlowState : uint8_t {
+    free = 0,  // not in use
+    tcp_syn_sent,
+    tcp_syn_recv,
+    tcp_established,
+    tcp_fin_wait,    // one side sent FIN, not yet acknowledged
+    tcp_close_wait,  // one side's FIN acknowledged, the other still open
+    tcp_last_ack,    // both sides sent FIN, not both acknowledged
+    tcp_time_wait,   // both FINs acknowledged
+    tcp_close,       // reset
+    udp_unreplied,
+    udp_replied,
+    icmp_unreplied,  // ICMP/ICMPv6 echo
+    icmp_replied,
+    other_unreplied,  // any other protocol (SCTP included: tracked by ports, without its own state machine)
+    other_replied,
+};
+inline constexpr size_t kFlowStateCount = static_cast<size_t>(FlowState::other_replied) + 1;
+std::string_view to_string(FlowState s) noexcept;
+
+// FlowEntry::flags.  The table itself reads only kFlowAssured.
+inline constexpr uint8_t kFlowInitiatorIsB = 0x01;  // the side that opened the connection is key side b
+inline constexpr uint8_t kFlowSeenReply = 0x02;     // a packet went the reply way
+inline constexpr uint8_t kFlowAssured = 0x04;       // handshake completed / replied: never evicted
+// Bits 0x08-0x40 belong to the protocol tracker (TCP: FIN sent and FIN acknowledged, per direction).
+
+using FlowHandle = uint32_t;
+inline constexpr FlowHandle kNoFlow = UINT32_MAX;
+
+// Index 0 of the per-direction arrays is the original direction (the initiator's packets), 1 the reply.
+struct alignas(64) FlowEntry {
+    // --- line 0: what a lookup compares, and the counters every packet bumps ---
+    FlowKey key;
+    uint64_t last_seen = 0;                      // `now` of the last packet passed
+    std::array<uint64_t, 2> packets{};
+    // --- line 1 ---
+    std::array<uint64_t, 2> bytes{};             // IP bytes (header included)
+    int32_t rule_index = -1;                     // the policy rule that allowed the connection
+    uint32_t generation = 0;                     // the policy generation it was allowed (or re-verified) under
+    std::array<uint32_t, 2> identity{};          // identity classes of the initiator and the responder
+    // TCP tracking per direction, in the manner of pf / nf_conntrack (conntrack_tcp.hpp says how):
+    std::array<uint32_t, 2> tcp_end{};           // highest sequence number sent + 1 (td_end)
+    std::array<uint32_t, 2> tcp_maxend{};        // highest sequence number the peer let it send (td_maxend)
+    std::array<uint32_t, 2> tcp_maxack{};        // highest acknowledgement it sent
+    std::array<uint16_t, 2> tcp_maxwin{};        // largest window it advertised, in its own scale units
+    std::array<uint8_t, 2> tcp_wscale{};         // its window scale (the SYN's option until the SYN-ACK)
+    FlowState state = FlowState::free;
+    uint8_t flags = 0;                           // kFlow* bits
+
+    bool initiator_is_b() const noexcept { return (flags & kFlowInitiatorIsB) != 0; }
+};
+static_assert(sizeof(FlowEntry) == 128 && alignof(FlowEntry) == 64, "an entry is exactly two cache lines");
+static_assert(offsetof(FlowEntry, packets) + sizeof(FlowEntry::packets) == 64,
+              "key, timestamp and packet counters share the first line");
+static_assert(offsetof(FlowEntry, flags) == 127, "no padding anywhere in an entry");
+
+// A flow's name outside its worker (events, `tagwallctl flows`, requests sent to the worker through its
+// ring), in the manner of VPP's session ids: the owning worker, the slot, and the policy epoch (the
+// low 16 bits of the generation the flow was allowed or last re-verified under).  resolve() refuses
+// an id whose slot is free or whose epoch no longer matches; a requester that holds an id across a
+// long time and must be certain compares the key too.
+struct FlowId {
+    uint32_t index = kNoFlow;
+    uint16_t worker = 0;
+    uint16_t epoch = 0;
+
+    uint64_t packed() const noexcept {
+        return (uint64_t{worker} << 48) | (uint64_t{epoch} << 32) | index;
+    }
+    static FlowId unpack(uint64_t v) noexcept {
+        return {static_cast<uint32_t>(v), static_cast<uint16_t>(v >> 48), static_cast<uint16_t>(v >> 32)};
+    }
+    friend bool operator==(const FlowId&, const FlowId&) = default;
+};
+
+// --- configuration ---
+
+// Timeouts per state, in units of `now` (nanoseconds).  Defaults follow nf_conntrack.
+struct FlowTimeouts {
+    static constexpr uint64_t kSecond = 1'000'000'000;
+    uint64_t tcp_syn_sent = 120 * kSecond;
+    uint64_t tcp_syn_recv = 60 * kSecond;
+    uint64_t tcp_established = 5 * 86400 * kSecond;
+    uint64_t tcp_fin_wait = 120 * kSecond;
+    uint64_t tcp_close_wait = 60 * kSecond;
+    uint64_t tcp_last_ack = 60 * kSecond;
+    uint64_t tcp_time_wait = 120 * kSecond;
+    uint64_t tcp_close = 10 * kSecond;
+    uint64_t udp_unreplied = 30 * kSecond;
+    uint64_t udp_replied = 120 * kSecond;
+    uint64_t icmp = 30 * kSecond;
+    uint64_t other = 60 * kSecond;
+
+    uint64_t of(FlowState s) const noexcept;
+};
+
+struct FlowTableConfig {
+    uint32_t capacity = 65536;  // connections held at once; memory is allocated for exactly this many
+    uint16_t worker = 0;        // the owning worker's index (carried in FlowIds)
+    uint64_t seed = 0;          // hash seed; 0 draws one from std::random_device
+    FlowTimeouts timeouts{};
+};
+
+struct FlowTableStats {
+    uint64_t inserted = 0;
+    uint64_t evicted = 0;   // not-assured entries that made room for a new connection
+    uint64_t refused = 0;   // new connections refused: nothing could be evicted
+    uint64_t expired = 0;   // entries freed because their timeout passed
+    uint64_t erased = 0;    // entries removed by erase() (RST reuse, revocation, flush)
+};
+
+enum class InsertStatus : uint8_t { inserted, existed, full };
+struct InsertResult {
+    FlowHandle handle = kNoFlow;
+    InsertStatus status = InsertStatus::full;
+};
+
+class FlowTable {
+public:
+    static constexpr size_t kBucketSlots = 8;
+    static constexpr size_t kEvictionScan = 16;           // pool entries looked at per eviction, beyond the buckets
+    static constexpr uint32_t kMaxCapacity = 1u << 28;
+
+    // --- control thread, before the worker runs: allocates everything (throws std::invalid_argument on
+    //     a zero or oversized capacity, std::bad_alloc) ---
+    explicit FlowTable(const FlowTableConfig& config = {});
+    FlowTable(const FlowTable&) = delete;
+    FlowTable& operator=(const FlowTable&) = delete;
+
+    // --- the owning worker only: noexcept, no allocation ---
+    // The live entry for `key`, or kNoFlow.  An expired match is freed and reported absent.
+    FlowHandle lookup(const FlowKey& key, uint64_t now) noexcept;
+    // The live entry for `key`, or a new one (zeroed, keyed, in state `initial`, last_seen = now) that
+    // the caller fills in at once; `full` when no room could be made (see eviction above).
+    InsertResult lookup_or_insert(const FlowKey& key, FlowState initial, uint64_t now) noexcept;
+    void erase(FlowHandle h) noexcept;
+    // Ages at most `max_slots` pool slots, resuming where the previous call stopped, and frees the
+    // expired entries among them; returns how many it freed.  Call once per poll iteration.
+    size_t expire(uint64_t now, size_t max_slots) noexcept;
+    FlowEntry& entry(FlowHandle h) noexcept { return entries_[h]; }
+
+    // --- const: the owning worker, or any thread while the worker is stopped ---
+    FlowHandle find(const FlowKey& key, uint64_t now) const noexcept;
+    const FlowEntry& entry(FlowHandle h) const noexcept { return entries_[h]; }
+    bool live(FlowHandle h) const noexcept { return h < capacity_ && entries_[h].state != FlowState::free; }
+    bool expired(const FlowEntry& e, uint64_t now) const noexcept {
+        return now > e.last_seen && now - e.last_seen >= timeout_[static_cast<size_t>(e.state)];
+    }
+    // Calls f(FlowHandle, const FlowEntry&) for every entry in use (expired ones included: aging is
+    // lazy), in slot order.
+    template <class F>
+    void for_each(F&& f) const {
+        for (FlowHandle h = 0; h < capacity_; ++h)
+            if (entries_[h].state != FlowState::free) f(h, entries_[h]);
+    }
+    FlowId id(FlowHandle h) const noexcept {
+        return {h, worker_, static_cast<uint16_t>(entries_[h].generation)};
+    }
+    FlowHandle resolve(FlowId id) const noexcept;
+
+    size_t size() const noexcept { return live_; }
+    size_t capacity() const noexcept { return capacity_; }
+    size_t bucket_count() const noexcept { return bucket_mask_ + 1; }
+    size_t memory_bytes() const noexcept;
+    const FlowTableStats& stats() const noexcept { return stats_; }
+    const FlowTimeouts& timeouts() const noexcept { return timeouts_; }
+    uint16_t worker() const noexcept { return worker_; }
+
+private:
+    struct alignas(64) Bucket {
+        std::array<uint32_t, kBucketSlots> sig;    // 0 = empty slot
+        std::array<uint32_t, kBucketSlots> entry;  // index into entries_
+    };
+    static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
+
+    struct Slots {
+        size_t first, second;  // bucket indices (distinct)
+        uint32_t sig;          // nonzero
+    };
+    Slots slots_for(const FlowKey& key) const noexcept;
+    FlowHandle search(const FlowKey& key, const Slots& s) const noexcept;
+    Bucket* emptier_bucket(const Slots& s) noexcept;
+    FlowHandle pick_victim(const Slots& s, bool scan_pool, uint64_t now) noexcept;
+    void release(FlowHandle h) noexcept;  // unlinks and frees a live entry
+
+    size_t capacity_;
+    uint16_t worker_;
+    uint64_t seed_;
+    FlowTimeouts timeouts_;
+    std::array<uint64_t, kFlowStateCount> timeout_{};
+    size_t bucket_mask_ = 0;
+    unsigned bucket_bits_ = 0;
+    // Everything below is sized at construction and never grows.
+    std::unique_ptr<Bucket[]> buckets_;
+    std::unique_ptr<FlowEntry[]> entries_;
+    std::unique_ptr<FlowHandle[]> free_;  // stack of free entry indices
+    size_t free_top_ = 0;
+    size_t live_ = 0;
+    size_t aging_cursor_ = 0;
+    size_t eviction_cursor_ = 0;
+    FlowTableStats stats_;
+};
+
+}  // namespace tagwall::dataplane
