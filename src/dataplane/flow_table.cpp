@@ -1,6 +1,7 @@
 // The connection table: construction (control thread), then lookup, insertion, eviction and aging
 // (owning worker, noexcept, no allocation).
 #include "dataplane/flow_table.hpp"
+#include "dataplane/hash.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -11,23 +12,7 @@
 namespace tagwall::dataplane {
 namespace {
 
-constexpr uint64_t kGolden = 0x9e3779b97f4a7c15ULL;
-
-// murmur3's finalizer.
-constexpr uint64_t mix64(uint64_t x) noexcept {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
-uint64_t random_seed() {
-    std::random_device rd;
-    const uint64_t s = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-    return s != 0 ? s : kGolden;
-}
+constexpr uint64_t kGolden = kGoldenRatio64;
 
 // Whether end (a, port_a) sorts after end (b, port_b).  Any total order makes keys direction-
 // independent; this one compares the addresses as two native 64-bit words, then the ports.

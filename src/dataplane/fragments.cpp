@@ -1,5 +1,6 @@
 // The fragment table: construction (control thread) and the per-fragment bookkeeping (owning worker).
 #include "dataplane/fragments.hpp"
+#include "dataplane/hash.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -13,23 +14,7 @@ namespace {
 constexpr uint32_t kMaxDatagramEnd = 65535;  // no IPv4 or (non-jumbo) IPv6 datagram reaches past this
 constexpr uint16_t kFragmentUnit = 8;
 
-// murmur3's finalizer.
-constexpr uint64_t mix64(uint64_t x) noexcept {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
-
 uint64_t saturating_add(uint64_t a, uint64_t b) noexcept { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
-
-uint64_t random_seed() {
-    std::random_device rd;
-    const uint64_t s = (static_cast<uint64_t>(rd()) << 32) ^ rd();
-    return s != 0 ? s : 0x9e3779b97f4a7c15ULL;
-}
 
 }  // namespace
 

@@ -1,5 +1,6 @@
 // Identity and SpoofGuard: the build (constructor, control thread) and the run-side checks (workers).
 #include "dataplane/identity.hpp"
+#include "dataplane/hash.hpp"
 
 #include <algorithm>
 #include <bit>
@@ -18,16 +19,6 @@ constexpr uint8_t kMldReport = 131, kMldDone = 132, kRouterSolicit = 133,
                   kMld2Report = 143;
 constexpr uint16_t kDhcpClientPort = 68, kDhcpServerPort = 67;
 constexpr uint16_t kArpRequest = 1;
-
-// murmur3's finalizer: every input bit reaches every output bit.
-constexpr uint64_t mix64(uint64_t x) noexcept {
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdULL;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ULL;
-    x ^= x >> 33;
-    return x;
-}
 
 uint64_t load64(const uint8_t* p) noexcept {
     uint64_t v;
