@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Builds tagwall and runs every test: the Catch2 unit tests and the command-line tests (tests/cli/*.sh).
-# Later runners (pcap integration, netns end-to-end) plug in the same way: one run_* function each.
+# Builds tagwall and runs every test: the Catch2 unit tests, the command-line tests (tests/cli/*.sh)
+# and the pcap integration tests (pcaps/).  Later runners (netns end-to-end) plug in the same way: one
+# run_* function each.
 #
 # The LAST line of the output is always `tests: N passed, M failed`, counting every test case of every
 # runner; the exit status is 0 only when nothing failed.
@@ -14,15 +15,18 @@ ROOT=$(pwd)
 
 usage() {
     cat <<'EOF'
-usage: scripts/test.sh [--unit-only | --cli-only] [--no-setup] [FILTER...]
+usage: scripts/test.sh [--unit-only | --cli-only | --pcap-only] [--no-setup] [FILTER...]
 
 Sets up the machine (scripts/setup.sh: packages, hugepages, meson), builds with ninja, then runs:
   unit   the Catch2 binary build/tests/tagwall-unit-tests (every test case and section is counted)
   cli    every executable tests/cli/*.sh, one test case each (pass = exit 0)
+  pcap   every pcaps/NNN-*.pcap replayed under pcaps/policy.yaml, its verdicts diffed against
+         pcaps/NNN-*.verdicts (scripts/make-pcaps.py regenerates both), one test case each
 
 options:
   --unit-only   run only the unit tests
   --cli-only    run only the command-line tests
+  --pcap-only   run only the pcap integration tests
   --no-setup    skip scripts/setup.sh (the build directory must already be configured)
   FILTER...     Catch2 test spec(s), e.g. '[loader]' or 'Prefix*'; implies --unit-only
   -h, --help    this text
@@ -35,7 +39,7 @@ EOF
 # ---------------------------------------------------------------------------------------------------
 # Options
 
-runners=(unit cli)
+runners=(unit cli pcap)
 do_setup=1
 filters=()
 while [ $# -gt 0 ]; do
@@ -43,6 +47,7 @@ while [ $# -gt 0 ]; do
         -h|--help) usage; exit 0 ;;
         --unit-only) runners=(unit) ;;
         --cli-only) runners=(cli) ;;
+        --pcap-only) runners=(pcap) ;;
         --no-setup) do_setup=0 ;;
         --) shift; filters+=("$@"); break ;;
         -*) printf 'test.sh: unknown option %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
@@ -222,6 +227,55 @@ run_cli() {
     done
     rm -f "$out"
     record cli "$passed" "$failed"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Runner: pcap integration tests.  Each pcaps/NNN-*.pcap is one test case: it is replayed through the
+# worker pipeline under pcaps/policy.yaml and the verdict of every packet is diffed against
+# pcaps/NNN-*.verdicts (written with the pcap by scripts/make-pcaps.py, reasoned by hand).
+
+run_pcap() {
+    banner pcap
+    local passed=0 failed=0 f name expected got err rc
+    local bench=$BUILD_DIR/src/tools/tagwall-bench
+    if [ ! -x "$bench" ]; then
+        say "FAIL pcap: $bench was not built"
+        record pcap 0 1 "tagwall-bench missing"
+        return
+    fi
+    got=$(mktemp)
+    err=$(mktemp)
+    for f in pcaps/[0-9][0-9][0-9]-*.pcap; do
+        [ -e "$f" ] || continue
+        name=$(basename "$f" .pcap)
+        expected=${f%.pcap}.verdicts
+        if [ ! -f "$expected" ]; then
+            say "FAIL $name: $expected is missing (scripts/make-pcaps.py writes it)"
+            failed=$((failed + 1))
+            continue
+        fi
+        rc=0
+        : >"$got"
+        timeout 120 "$bench" replay --policy pcaps/policy.yaml --pcap "$f" --verdicts "$got" >"$err" 2>&1 </dev/null || rc=$?
+        if [ "$rc" -ne 0 ]; then
+            say "FAIL $name (tagwall-bench replay exit status $rc):"
+            show_tail "$err" 20
+            failed=$((failed + 1))
+        elif diff -u --label "$expected" --label "replay verdicts" "$expected" "$got" >"$err" 2>&1; then
+            say "PASS $name"
+            passed=$((passed + 1))
+        else
+            say "FAIL $name: verdicts differ (- expected, + tagwall):"
+            show_tail "$err" 60
+            failed=$((failed + 1))
+        fi
+    done
+    rm -f "$got" "$err"
+    if [ $((passed + failed)) -eq 0 ]; then
+        say "FAIL pcap: no pcaps/NNN-*.pcap found"
+        failed=1
+    fi
+    record pcap "$passed" "$failed"
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // tagwall-bench: the benchmarks of SPEC §7.  A thin main: option parsing and dispatch; the work is in
-// bench_classify.cpp (and, with the dataplane issue, the pcap replay).
+// bench_classify.cpp, bench_retag.cpp and bench_replay.cpp.
 #include <algorithm>
 #include <iostream>
 #include <string>
@@ -10,6 +10,7 @@
 
 #include "rules/classifier.hpp"
 #include "tools/bench_classify.hpp"
+#include "tools/bench_replay.hpp"
 #include "tools/bench_retag.hpp"
 
 namespace po = boost::program_options;
@@ -25,7 +26,8 @@ Usage:
   tagwall-bench classify --rules FILE --trace FILE --engine ENGINE [options] [-- EAL-ARGS...]
   tagwall-bench retag --policy FILE [--engine trie|rte_acl|linear] [--count N] [--json]
                                       endpoint tag changes reaching the classifier, vs a full rebuild
-  tagwall-bench replay ...            pcap replay through the worker pipeline (not built yet)
+  tagwall-bench replay --policy FILE --pcap [PORT=]FILE ... [--iterations N] [--json] [--verdicts OUT]
+                                      pcap replay through the worker pipeline
   tagwall-bench COMMAND --help        the options of one command
 
 Both run with hugepages when the machine has them, and say so.  scripts/bench-classify.sh runs every
@@ -168,17 +170,86 @@ int run_retag_command(const std::vector<std::string>& args) {
     return tagwall::tools::run_retag_bench(o);
 }
 
+const char* const kReplayHelp = R"(Usage: tagwall-bench replay (--policy FILE | --config FILE) --pcap [PORT=]FILE ... [--iterations N]
+                            [--workers W] [--engine trie|rte_acl|linear] [--json] [--verdicts OUT]
+
+Replays pcaps through the worker pipeline (parse, SpoofGuard, connection table, classifier, verdict).
+With --policy the appliance is a wire of two ports: `workload` (role workload) and `uplink` (role
+uplink).  Each --pcap PORT=FILE is what arrived on that port (a bare FILE: the workload port); several
+are merged by packet timestamp, and each packet is processed at its own timestamp (deterministic).
+Every packet is loaded into memory once; each iteration runs them all through a fresh pipeline, and
+only the processing is timed (one worker, single core).
+
+--verdicts OUT writes, for the first iteration, one line per packet in merged order:
+  PORT INDEX VERDICT REASON
+INDEX is the 0-based index in that port's file, VERDICT allow|drop|reject, REASON the deciding rule's
+id, or default, established, related, spoofed, invalid, malformed, unknown-segment, arp-nd ...
+--json prints packets, mpps, cycles_per_packet, flows, verdicts{allow,drop,reject}, reasons{...}, in
+total and per worker.
+
+Exit status: 0 ok, 1 failure (unreadable policy or pcap, engine error), 2 usage error.
+)";
+
 int run_replay_command(const std::vector<std::string>& args) {
-    if (std::find(args.begin(), args.end(), "--help") != args.end() || std::find(args.begin(), args.end(), "-h") != args.end()) {
-        fmt::print("Usage: tagwall-bench replay (--policy FILE | --config FILE) --pcap [PORT=]FILE ... [--iterations N]\n"
-                   "                            [--workers W] [--json] [--verdicts OUT]\n\n"
-                   "Replays pcaps through the real worker pipeline (SPEC §7).  Not built yet: it arrives with\n"
-                   "the dataplane (parser, connection table, workers).\n");
+    po::options_description opts("replay options");
+    opts.add_options()
+        ("help,h", "show this help")
+        ("policy,p", po::value<std::string>(), "policy.yaml: a two-port wire (workload, uplink)")
+        ("config,c", po::value<std::string>(), "tagwall.yaml (not supported yet)")
+        ("pcap", po::value<std::vector<std::string>>(), "[PORT=]FILE, repeatable (PORT: workload or uplink)")
+        ("iterations,n", po::value<unsigned>()->default_value(1), "passes over the packets, each through a fresh pipeline")
+        ("workers,w", po::value<unsigned>()->default_value(1), "worker count (only 1 for now)")
+        ("engine,e", po::value<std::string>()->default_value("trie"), "trie | rte_acl | linear")
+        ("json", "print one JSON object")
+        ("verdicts", po::value<std::string>(), "write PORT INDEX VERDICT REASON for every packet of the first iteration");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+        fmt::print("{}\n", kReplayHelp);
+        std::cout << opts << '\n';
         return 0;
     }
-    fmt::print(stderr, "tagwall-bench: replay is not implemented yet: it needs the dataplane workers, which are "
-                       "not built yet (dataplane issue)\n");
-    return kExitFailure;
+    if (vm.count("config")) {
+        if (vm.count("policy")) return usage_error("replay: --policy and --config are exclusive");
+        fmt::print(stderr, "tagwall-bench: replay --config is not supported yet (it needs the configuration "
+                           "loader); use --policy FILE\n");
+        return kExitFailure;
+    }
+    if (!vm.count("policy")) return usage_error("replay: --policy is required");
+    if (!vm.count("pcap")) return usage_error("replay: at least one --pcap is required");
+    tagwall::tools::ReplayBenchOptions o;
+    o.policy_path = vm["policy"].as<std::string>();
+    const auto& ports = tagwall::tools::replay_port_names();
+    for (const std::string& arg : vm["pcap"].as<std::vector<std::string>>()) {
+        tagwall::tools::ReplayPcap p{"workload", arg};
+        if (const auto eq = arg.find('='); eq != std::string::npos) {
+            const std::string port = arg.substr(0, eq);
+            if (std::find(ports.begin(), ports.end(), port) != ports.end())
+                p = {port, arg.substr(eq + 1)};
+            else if (port.find('/') == std::string::npos)
+                return usage_error(fmt::format("replay: unknown port '{}' in --pcap {} (workload or uplink)", port, arg));
+        }
+        if (p.path.empty()) return usage_error(fmt::format("replay: --pcap {} names no file", arg));
+        o.pcaps.push_back(p);
+    }
+    o.engine = vm["engine"].as<std::string>();
+    const auto engines = tagwall::rules::classifier_engines();
+    if (std::find(engines.begin(), engines.end(), o.engine) == engines.end())
+        return usage_error(fmt::format("replay: unknown engine '{}' (trie, rte_acl or linear)", o.engine));
+    o.iterations = vm["iterations"].as<unsigned>();
+    if (o.iterations == 0 || o.iterations > 1000000) return usage_error("replay: --iterations must be 1..1000000");
+    const unsigned workers = vm["workers"].as<unsigned>();
+    if (workers == 0) return usage_error("replay: --workers must be at least 1");
+    if (workers > 1) {
+        fmt::print(stderr, "tagwall-bench: replay --workers {}: only one worker is supported yet "
+                           "(multi-worker replay needs the symmetric dispatch of the worker loop)\n", workers);
+        return kExitFailure;
+    }
+    o.json = vm.count("json") > 0;
+    if (vm.count("verdicts")) o.verdicts_path = vm["verdicts"].as<std::string>();
+    o.eal.program = "tagwall-bench";
+    return tagwall::tools::run_replay_bench(o);
 }
 
 }  // namespace
