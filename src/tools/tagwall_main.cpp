@@ -8,6 +8,9 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "dataplane/config.hpp"
+#include "dataplane/eal.hpp"
+#include "rules/policy_loader.hpp"
 #include "tools/check_report.hpp"
 
 namespace po = boost::program_options;
@@ -20,7 +23,8 @@ const char* const kOverview = R"(tagwall - zero-trust micro-segmentation firewal
 
 Usage:
   tagwall check [options] POLICY.yaml     validate and analyse a policy offline (no root, no DPDK)
-  tagwall --config CONF.yaml [-- EAL...]  run the appliance (dataplane: not built yet, see below)
+  tagwall --config CONF.yaml [-- EAL...]  validate the appliance config and its policy, and show what
+                                          would start (the dataplane threads are not built yet)
   tagwall --help | --version
 
 A policy says which workloads may talk, by their tags ("tier: web may reach tier: db on tcp/5432"),
@@ -72,14 +76,73 @@ int run_check_command(const std::vector<std::string>& args) {
     return tagwall::tools::run_check({files[0], vm.count("quiet") > 0, max_mb}, stdout);
 }
 
+void print_diagnostics(const tagwall::rules::Diagnostics& diag) {
+    for (const auto& d : diag.sorted()) fmt::print(stderr, "{}\n", d.str());
+}
+
+std::string join(const std::vector<std::string>& args) {
+    std::string out;
+    for (const auto& a : args) out += (out.empty() ? "" : " ") + a;
+    return out;
+}
+
+// `tagwall --config FILE`: validates the config and the policy it names, prints what it would start.
+int validate_appliance(const std::string& config_path, const std::vector<std::string>& eal_extra) {
+    namespace dp = tagwall::dataplane;
+    const auto loaded = dp::load_config_file(config_path);
+    print_diagnostics(loaded.diagnostics);
+    if (!loaded.config) {
+        fmt::print(stderr, "tagwall: {}: INVALID ({} error(s))\n", config_path, loaded.diagnostics.error_count());
+        return 1;
+    }
+    const auto& config = *loaded.config;
+    const auto policy = tagwall::rules::load_policy_file(config.policy);
+    print_diagnostics(policy.diagnostics);
+    if (!policy.policy) {
+        fmt::print(stderr, "tagwall: policy {} (named at {}): INVALID ({} error(s))\n", config.policy,
+                   config.policy_pos.str(), policy.diagnostics.error_count());
+        return 1;
+    }
+    const auto eal = dp::eal_args_for(config, {.hugepages_available = dp::hugepages_available(),
+                                               .extra_args = eal_extra});
+    print_diagnostics(eal.diagnostics);
+    if (!eal.ok()) return 1;
+
+    const auto& d = config.dataplane;
+    fmt::print("{}: valid.  tagwall would start:\n", config_path);
+    fmt::print("  workers:    {} (lcore{} {}; lcore 0 is the control thread)\n", d.workers, d.workers == 1 ? "" : "s",
+               d.workers == 1 ? std::string("1") : fmt::format("1-{}", d.workers));
+    fmt::print("  forwarding: {}\n", dp::to_string(d.forwarding));
+    for (const auto& p : d.ports)
+        fmt::print("  port {:<12} {:<8} {} ({})\n", p.name, dp::to_string(p.role), p.devargs,
+                   dp::is_pci_address(p.devargs) ? "PCI" : "virtual device");
+    for (const auto& [a, b] : d.pairs) fmt::print("  pair:       {} <-> {}\n", a, b);
+    fmt::print("  flows:      {} per appliance\n", d.flows.capacity);
+    fmt::print("  hugepages:  {} ({})\n", dp::to_string(d.hugepages), eal.hugepages ? "in use" : "not used");
+    fmt::print("  EAL:        {}\n", join(eal.args));
+    fmt::print("  policy:     {} ({} rules)\n", config.policy, policy.policy->rules.size());
+    fmt::print("  control:    {} (mode {:04o})\n", config.control.socket, config.control.socket_mode);
+    fmt::print("  log:        {}\n", config.log.path);
+    fmt::print(stderr, "tagwall: the dataplane threads (poll-mode workers, ports) are not built yet: nothing was "
+                       "started\n");
+    return 1;
+}
+
 int run_daemon(int argc, char** argv) {
     po::options_description opts("tagwall options");
     opts.add_options()
         ("help,h", "show this help")
         ("version", "print the version")
         ("config,c", po::value<std::string>(), "appliance configuration (conf/tagwall.yaml)");
+    po::options_description hidden;
+    hidden.add_options()("eal", po::value<std::vector<std::string>>(), "raw EAL arguments after --");
+    po::options_description all;
+    all.add(opts).add(hidden);
+    po::positional_options_description pos;
+    pos.add("eal", -1);
     po::variables_map vm;
-    po::store(po::command_line_parser(argc, argv).options(opts).run(), vm);
+    const auto parsed = po::command_line_parser(argc, argv).options(all).positional(pos).run();
+    po::store(parsed, vm);
     po::notify(vm);
     if (vm.count("help")) {
         fmt::print("{}\n", kOverview);
@@ -91,9 +154,17 @@ int run_daemon(int argc, char** argv) {
         return 0;
     }
     if (!vm.count("config")) return usage_error("nothing to do: give 'check POLICY.yaml' or '--config CONF.yaml'");
-    fmt::print(stderr, "tagwall: the dataplane (poll-mode workers, ports) is not built yet; this build can only\n"
-                       "validate policies: tagwall check POLICY.yaml\n");
-    return 1;
+    std::vector<std::string> eal_extra;
+    if (vm.count("eal")) eal_extra = vm["eal"].as<std::vector<std::string>>();
+    // Only what follows `--` is EAL's; a stray word before it is a mistake.
+    bool after_dashes = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--") { after_dashes = true; break; }
+    }
+    if (!eal_extra.empty() && !after_dashes)
+        return usage_error(fmt::format("unexpected argument '{}' (raw EAL arguments go after --)", eal_extra[0]));
+    return validate_appliance(vm["config"].as<std::string>(), eal_extra);
 }
 
 }  // namespace
