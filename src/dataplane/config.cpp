@@ -5,6 +5,7 @@
 // Config files are small and written by hand, so there is no visit budget; the size limit and the
 // error cap bound the work.
 #include "dataplane/config.hpp"
+#include "rules/yaml_reader.hpp"
 
 #include <unistd.h>
 
@@ -31,6 +32,7 @@ namespace {
 
 constexpr size_t kMaxFileBytes = 1u << 20;  // a config is a page of YAML
 constexpr size_t kMaxErrors = 200;
+constexpr size_t kVisitBudget = 1'000'000;  // nodes: a config is small, whatever its aliases expand to
 constexpr uint64_t kMaxTimeoutSeconds = 30ull * 86400;
 
 // The configurable timeouts: the FlowTimeouts member each key sets.
@@ -53,16 +55,6 @@ constexpr std::array kTimeoutKeys{
     TimeoutKey{"other", &FlowTimeouts::other},
 };
 
-const char* kind_name(const YAML::Node& n) {
-    switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "an undefined node";
-    }
-}
-
 bool valid_port_name(std::string_view s) {
     if (s.empty() || s.size() > 32) return false;
     return std::all_of(s.begin(), s.end(), [](char c) {
@@ -80,14 +72,14 @@ bool valid_vdev_name(std::string_view s) {
 
 std::string_view device_of(std::string_view devargs) { return devargs.substr(0, devargs.find(',')); }
 
-class ConfigLoader {
+class ConfigLoader : public rules::YamlReader {
 public:
-    ConfigLoader(std::string file, Diagnostics& diag) : file_(std::move(file)), diag_(diag) { config_.file = file_; }
+    ConfigLoader(std::string file, Diagnostics& diag) : YamlReader(std::move(file), diag, kMaxErrors, kVisitBudget) {
+        config_.file = file_;
+    }
     std::optional<ApplianceConfig> load(const YAML::Node& root);
 
 private:
-    using Keys = std::vector<std::string>;
-    using KeyMap = std::unordered_map<std::string, YAML::Node>;
 
     void load_dataplane(const YAML::Node& n);
     void load_ports(const YAML::Node& n);
@@ -99,19 +91,10 @@ private:
     void load_log(const YAML::Node& n);
     void load_policy(const YAML::Node& n);
 
-    SourcePos pos(const YAML::Node& n) const;
-    void error(const YAML::Node& n, std::string msg);
-    bool expect(const YAML::Node& n, YAML::NodeType::value type, const std::string& what);
-    KeyMap keys_of(const YAML::Node& map, const Keys& allowed, const std::string& what);
-    std::optional<std::string> scalar(const YAML::Node& n, const std::string& what);
-    std::optional<uint64_t> number(const YAML::Node& n, const std::string& what, uint64_t min, uint64_t max);
     std::optional<std::string> one_of(const YAML::Node& n, const std::string& what, const Keys& choices);
     std::optional<std::vector<uint32_t>> id_list(const YAML::Node& n, const std::string& what);
 
-    std::string file_;
-    Diagnostics& diag_;
     ApplianceConfig config_;
-    bool capped_ = false;
     std::vector<std::string> port_names_;  // every well-named port, even one with other errors (no cascades)
     std::vector<std::pair<YAML::Node, YAML::Node>> pair_nodes_;
 };
@@ -361,68 +344,7 @@ void ConfigLoader::load_policy(const YAML::Node& n) {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Typed accessors (as in the policy loader)
-
-SourcePos ConfigLoader::pos(const YAML::Node& n) const {
-    const auto m = n.Mark();
-    if (m.is_null()) return {file_, 0, 0};
-    return {file_, m.line + 1, m.column + 1};
-}
-
-void ConfigLoader::error(const YAML::Node& n, std::string msg) {
-    if (capped_) return;
-    if (diag_.error_count() >= kMaxErrors) {
-        diag_.error(pos(n), fmt::format("too many errors ({}); stopping here", kMaxErrors));
-        capped_ = true;
-        return;
-    }
-    diag_.error(pos(n), std::move(msg));
-}
-
-bool ConfigLoader::expect(const YAML::Node& n, YAML::NodeType::value type, const std::string& what) {
-    if (n.Type() == type) return true;
-    const char* want = type == YAML::NodeType::Map ? "a map" : type == YAML::NodeType::Sequence ? "a list" : "a scalar";
-    error(n, fmt::format("{} must be {}, not {}", what, want, kind_name(n)));
-    return false;
-}
-
-ConfigLoader::KeyMap ConfigLoader::keys_of(const YAML::Node& map, const Keys& allowed, const std::string& what) {
-    KeyMap out;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-        if (!it->first.IsScalar()) {
-            error(it->first, fmt::format("keys of {} must be plain words, not {}", what, kind_name(it->first)));
-            continue;
-        }
-        const std::string key = it->first.Scalar();
-        if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-            const auto hint = rules::closest_match(key, allowed);
-            error(it->first, hint.empty() ? fmt::format("unknown key '{}' in {}", key, what)
-                                          : fmt::format("unknown key '{}' in {} (did you mean '{}'?)", key, what, hint));
-            continue;
-        }
-        if (!out.emplace(key, it->second).second) error(it->first, fmt::format("duplicate key '{}' in {}", key, what));
-    }
-    return out;
-}
-
-std::optional<std::string> ConfigLoader::scalar(const YAML::Node& n, const std::string& what) {
-    if (n.IsScalar()) return n.Scalar();
-    error(n, fmt::format("{} must be a single value, not {}", what, kind_name(n)));
-    return std::nullopt;
-}
-
-std::optional<uint64_t> ConfigLoader::number(const YAML::Node& n, const std::string& what, uint64_t min,
-                                             uint64_t max) {
-    const auto s = scalar(n, what);
-    if (!s) return std::nullopt;
-    uint64_t v = 0;
-    const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-    if (s->empty() || ec != std::errc{} || end != s->data() + s->size() || v < min || v > max) {
-        error(n, fmt::format("{} must be a number from {} to {}, not '{}'", what, min, max, *s));
-        return std::nullopt;
-    }
-    return v;
-}
+// Typed accessors of the config only (the common ones are YamlReader's)
 
 std::optional<std::string> ConfigLoader::one_of(const YAML::Node& n, const std::string& what, const Keys& choices) {
     const auto s = scalar(n, what);
@@ -454,18 +376,11 @@ std::optional<std::vector<uint32_t>> ConfigLoader::id_list(const YAML::Node& n, 
 
 ConfigLoadResult parse_and_load(const std::string& text, const std::string& name) {
     ConfigLoadResult result;
-    YAML::Node root;
-    try {
-        root = YAML::Load(text);
-    } catch (const YAML::Exception& e) {
-        const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
-        const int col = e.mark.is_null() ? 1 : e.mark.column + 1;
-        result.diagnostics.error({name, line, col}, fmt::format("YAML syntax: {}", e.msg));
-        return result;
-    }
+    const auto root = rules::parse_yaml(text, name, result.diagnostics);
+    if (!root) return result;
     try {
         ConfigLoader loader(name, result.diagnostics);
-        result.config = loader.load(root);
+        result.config = loader.load(*root);
     } catch (const std::exception& e) {  // yaml-cpp can still throw on odd documents; never crash
         result.diagnostics.error({name, 1, 1}, fmt::format("cannot read the config: {}", e.what()));
         result.config.reset();
@@ -478,34 +393,16 @@ ConfigLoadResult parse_and_load(const std::string& text, const std::string& name
 // ---------------------------------------------------------------------------------------------------
 
 ConfigLoadResult load_config_text(const std::string& text, const std::string& name) {
-    if (text.size() > kMaxFileBytes) {
-        ConfigLoadResult r;
-        r.diagnostics.error({name, 1, 1}, fmt::format("the config is {} bytes, more than the {} byte limit",
-                                                      text.size(), kMaxFileBytes));
-        return r;
-    }
+    ConfigLoadResult r;
+    if (!rules::within_size_limit(text.size(), name, kMaxFileBytes, "config", r.diagnostics)) return r;
     return parse_and_load(text, name);
 }
 
 ConfigLoadResult load_config_file(const std::string& path) {
     ConfigLoadResult r;
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
-        r.diagnostics.error({path, 0, 0}, std::filesystem::is_directory(status) ? "cannot read: it is a directory"
-                                                                                  : "cannot read: not a regular file");
-        return r;
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        r.diagnostics.error({path, 0, 0}, fmt::format("cannot open: {}", std::strerror(errno)));
-        return r;
-    }
-    std::string text;
-    text.resize(kMaxFileBytes + 1);
-    in.read(text.data(), static_cast<std::streamsize>(text.size()));
-    text.resize(static_cast<size_t>(in.gcount()));
-    return load_config_text(text, path);
+    const auto text = rules::read_yaml_file(path, kMaxFileBytes, "config", r.diagnostics);
+    if (!text) return r;
+    return parse_and_load(*text, path);
 }
 
 bool is_pci_address(std::string_view devargs) noexcept {

@@ -8,19 +8,15 @@
 
 #include <algorithm>
 #include <charconv>
-#include <cstring>
 #include <map>
-#include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
 #include <fmt/format.h>
-#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "rules/service_syntax.hpp"
+#include "rules/yaml_reader.hpp"
 
 namespace tagwall::rules {
 namespace {
@@ -33,16 +29,6 @@ constexpr size_t kMaxErrors = 1000;
 // and this bounds the work whatever the document does.
 constexpr size_t kVisitBudget = 20'000'000;
 
-const char* kind_name(const YAML::Node& n) {
-    switch (n.Type()) {
-    case YAML::NodeType::Null: return "nothing";
-    case YAML::NodeType::Scalar: return "a scalar";
-    case YAML::NodeType::Sequence: return "a list";
-    case YAML::NodeType::Map: return "a map";
-    default: return "an undefined node";
-    }
-}
-
 bool valid_name(std::string_view s) {
     if (s.empty() || s.size() > 64) return false;
     for (char c : s) {
@@ -53,14 +39,15 @@ bool valid_name(std::string_view s) {
     return true;
 }
 
-class Loader {
+class Loader : public YamlReader {
 public:
-    Loader(std::string file, Diagnostics& diag) : file_(std::move(file)), diag_(diag) { policy_.file = file_; }
+    Loader(std::string file, Diagnostics& diag) : YamlReader(std::move(file), diag, kMaxErrors, kVisitBudget) {
+        policy_.file = file_;
+    }
 
     std::optional<Policy> load(const YAML::Node& root);
 
 private:
-    using Keys = std::vector<std::string>;
 
     // --- sections, in dependency order ---
     void load_version(const YAML::Node& n);
@@ -80,15 +67,7 @@ private:
     void load_default(const YAML::Node& n);
 
     // --- typed accessors; each reports its own error and returns nullopt/false on bad input ---
-    SourcePos pos(const YAML::Node& n) const;
-    bool visit(const YAML::Node& n);
-    bool expect(const YAML::Node& n, YAML::NodeType::value type, const std::string& what);
-    // Checks that a map has only allowed keys, each once; returns key -> value.
-    std::unordered_map<std::string, YAML::Node> keys_of(const YAML::Node& map, const Keys& allowed,
-                                                        const std::string& what);
-    std::optional<std::string> scalar(const YAML::Node& n, const std::string& what);
     std::optional<std::string> name(const YAML::Node& n, const std::string& what);
-    std::optional<unsigned> number(const YAML::Node& n, const std::string& what, unsigned max);
     std::optional<bool> boolean(const YAML::Node& n, const std::string& what);
     std::optional<Tags> tags(const YAML::Node& n, const std::string& what);
     std::vector<YAML::Node> scalar_or_list(const YAML::Node& n, const std::string& what);
@@ -97,14 +76,9 @@ private:
     std::optional<YAML::Node> required(const std::unordered_map<std::string, YAML::Node>& keys, const char* key,
                                        const YAML::Node& owner, const std::string& what, const char* hint = "");
 
-    void error(const YAML::Node& n, std::string msg);
     void warning(const YAML::Node& n, std::string msg) { diag_.warning(pos(n), std::move(msg)); }
 
-    std::string file_;
-    Diagnostics& diag_;
     Policy policy_;
-    size_t visits_ = 0;
-    bool budget_reported_ = false;
     std::unordered_map<std::string, uint32_t> segment_by_name_, endpoint_by_name_, group_by_name_, service_by_name_;
     std::unordered_map<uint16_t, uint32_t> segment_by_vlan_;
     std::unordered_map<IpAddr, uint32_t> endpoint_by_addr_;
@@ -173,7 +147,7 @@ void Loader::load_segments(const YAML::Node& n) {
         const auto vlan_node = required(keys, "vlan", item, "a segment");
         if (!name_node || !vlan_node) continue;
         const auto seg_name = name(*name_node, "segment name");
-        const auto vlan = number(*vlan_node, "'vlan'", 4094);
+        const auto vlan = number(*vlan_node, "'vlan'", 0, 4094);
         if (!seg_name || !vlan) continue;
         if (segment_by_name_.contains(*seg_name)) {
             error(*name_node, fmt::format("duplicate segment name '{}' (first defined at {})", *seg_name,
@@ -506,67 +480,6 @@ void Loader::load_rule_services(const YAML::Node& n, Rule& r) {
 // ---------------------------------------------------------------------------------------------------
 // Typed accessors
 
-SourcePos Loader::pos(const YAML::Node& n) const {
-    const auto m = n.Mark();
-    if (m.is_null()) return {file_, 0, 0};
-    return {file_, m.line + 1, m.column + 1};
-}
-
-void Loader::error(const YAML::Node& n, std::string msg) {
-    if (budget_reported_) return;
-    if (diag_.error_count() >= kMaxErrors) {
-        diag_.error(pos(n), fmt::format("too many errors ({}); stopping here", kMaxErrors));
-        budget_reported_ = true;
-        return;
-    }
-    diag_.error(pos(n), std::move(msg));
-}
-
-bool Loader::visit(const YAML::Node&) {
-    if (budget_reported_) return false;
-    if (++visits_ <= kVisitBudget) return true;
-    if (!budget_reported_) {
-        diag_.error({file_, 1, 1}, fmt::format("the document expands to more than {} nodes (aliases?); refusing "
-                                               "to process it", kVisitBudget));
-        budget_reported_ = true;
-    }
-    return false;
-}
-
-bool Loader::expect(const YAML::Node& n, YAML::NodeType::value type, const std::string& what) {
-    if (n.Type() == type) return true;
-    const char* want = type == YAML::NodeType::Map ? "a map" : type == YAML::NodeType::Sequence ? "a list" : "a scalar";
-    error(n, fmt::format("{} must be {}, not {}", what, want, kind_name(n)));
-    return false;
-}
-
-std::unordered_map<std::string, YAML::Node> Loader::keys_of(const YAML::Node& map, const Keys& allowed,
-                                                            const std::string& what) {
-    std::unordered_map<std::string, YAML::Node> out;
-    for (auto it = map.begin(); it != map.end(); ++it) {
-        if (!visit(it->second)) break;
-        if (!it->first.IsScalar()) {
-            error(it->first, fmt::format("keys of {} must be plain words, not {}", what, kind_name(it->first)));
-            continue;
-        }
-        const std::string key = it->first.Scalar();
-        if (std::find(allowed.begin(), allowed.end(), key) == allowed.end()) {
-            const auto hint = closest_match(key, allowed);
-            error(it->first, hint.empty() ? fmt::format("unknown key '{}' in {}", key, what)
-                                          : fmt::format("unknown key '{}' in {} (did you mean '{}'?)", key, what, hint));
-            continue;
-        }
-        if (!out.emplace(key, it->second).second) error(it->first, fmt::format("duplicate key '{}' in {}", key, what));
-    }
-    return out;
-}
-
-std::optional<std::string> Loader::scalar(const YAML::Node& n, const std::string& what) {
-    if (n.IsScalar()) return n.Scalar();
-    error(n, fmt::format("{} must be a single value, not {}", what, kind_name(n)));
-    return std::nullopt;
-}
-
 std::optional<std::string> Loader::name(const YAML::Node& n, const std::string& what) {
     auto s = scalar(n, what);
     if (s && !valid_name(*s)) {
@@ -575,18 +488,6 @@ std::optional<std::string> Loader::name(const YAML::Node& n, const std::string& 
         return std::nullopt;
     }
     return s;
-}
-
-std::optional<unsigned> Loader::number(const YAML::Node& n, const std::string& what, unsigned max) {
-    const auto s = scalar(n, what);
-    if (!s) return std::nullopt;
-    unsigned v = 0;
-    const auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
-    if (s->empty() || ec != std::errc{} || end != s->data() + s->size() || v > max) {
-        error(n, fmt::format("{} must be a number from 0 to {}, not '{}'", what, max, *s));
-        return std::nullopt;
-    }
-    return v;
 }
 
 std::optional<bool> Loader::boolean(const YAML::Node& n, const std::string& what) {
@@ -657,24 +558,11 @@ std::optional<YAML::Node> Loader::required(const std::unordered_map<std::string,
 
 LoadResult parse_and_load(const std::string& text, const std::string& name) {
     LoadResult result;
-    YAML::Node root;
-    try {
-        root = YAML::Load(text);
-    } catch (const YAML::DeepRecursion& e) {
-        const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
-        const int col = e.mark.is_null() ? 1 : e.mark.column + 1;
-        result.diagnostics.error({name, line, col}, fmt::format("YAML syntax: nesting deeper than {} levels; "
-                                                                "a policy never needs more than 5", e.depth()));
-        return result;
-    } catch (const YAML::Exception& e) {
-        const int line = e.mark.is_null() ? 1 : e.mark.line + 1;
-        const int col = e.mark.is_null() ? 1 : e.mark.column + 1;
-        result.diagnostics.error({name, line, col}, fmt::format("YAML syntax: {}", e.msg));
-        return result;
-    }
+    const auto root = parse_yaml(text, name, result.diagnostics);
+    if (!root) return result;
     try {
         Loader loader(name, result.diagnostics);
-        result.policy = loader.load(root);
+        result.policy = loader.load(*root);
     } catch (const std::exception& e) {  // yaml-cpp can still throw on odd documents; never crash
         result.diagnostics.error({name, 1, 1}, fmt::format("cannot read the policy: {}", e.what()));
         result.policy.reset();
@@ -685,49 +573,16 @@ LoadResult parse_and_load(const std::string& text, const std::string& name) {
 }  // namespace
 
 LoadResult load_policy_text(const std::string& text, const std::string& name, const LoadOptions& options) {
-    if (text.size() > options.max_file_bytes) {
-        LoadResult r;
-        r.diagnostics.error({name, 1, 1}, fmt::format("the policy is {:.1f} MB, more than the {} MB limit; "
-                                                      "refusing to parse it", double(text.size()) / (1 << 20),
-                                                      options.max_file_bytes >> 20));
-        return r;
-    }
+    LoadResult r;
+    if (!within_size_limit(text.size(), name, options.max_file_bytes, "policy", r.diagnostics)) return r;
     return parse_and_load(text, name);
 }
 
 LoadResult load_policy_file(const std::string& path, const LoadOptions& options) {
     LoadResult r;
-    std::error_code ec;
-    const auto status = std::filesystem::status(path, ec);
-    if (!ec && std::filesystem::exists(status) && !std::filesystem::is_regular_file(status)) {
-        r.diagnostics.error({path, 0, 0}, std::filesystem::is_directory(status) ? "cannot read: it is a directory"
-                                                                                  : "cannot read: not a regular file");
-        return r;
-    }
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        r.diagnostics.error({path, 0, 0}, fmt::format("cannot open: {}", std::strerror(errno)));
-        return r;
-    }
-    in.seekg(0, std::ios::end);
-    const auto size = in.tellg();
-    if (size < 0) {
-        r.diagnostics.error({path, 0, 0}, "cannot read: not a regular file");
-        return r;
-    }
-    if (static_cast<size_t>(size) > options.max_file_bytes) {
-        r.diagnostics.error({path, 1, 1}, fmt::format("the policy is {:.1f} MB, more than the {} MB limit; "
-                                                      "refusing to parse it", double(size) / (1 << 20),
-                                                      options.max_file_bytes >> 20));
-        return r;
-    }
-    in.seekg(0);
-    std::string text(static_cast<size_t>(size), '\0');
-    if (!in.read(text.data(), size)) {
-        r.diagnostics.error({path, 0, 0}, "cannot read the whole file");
-        return r;
-    }
-    return parse_and_load(text, path);
+    const auto text = read_yaml_file(path, options.max_file_bytes, "policy", r.diagnostics);
+    if (!text) return r;
+    return parse_and_load(*text, path);
 }
 
 Policy load_policy_or_throw(const std::string& path, const LoadOptions& options) {
