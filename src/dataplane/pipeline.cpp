@@ -126,7 +126,9 @@ Verdict Pipeline::decide(const ParsedPacket& p, const rules::Identity& src, uint
     key.dport = p.dport;
     key.icmp_type = p.icmp_type;
     key.icmp_code = p.icmp_code;
-    const rules::Decision d = classifier_->classify(key);
+    // Both ends resolved once, through the worker's identity table: classify and the new entry share them.
+    const rules::Identity dst = identity_->resolve(p.dst);
+    const rules::Decision d = classifier_->classify(key, src, dst);
     if (d.reason == rules::DecisionReason::unknown_segment) return {kDrop, Reason::unknown_segment};
     const Reason why = d.reason == rules::DecisionReason::rule ? Reason::rule : Reason::default_action;
     if (d.action != rules::Action::allow || r.action == CtAction::classify_stateless)
@@ -136,7 +138,7 @@ Verdict Pipeline::decide(const ParsedPacket& p, const rules::Identity& src, uint
     origin.rule_index = d.rule;
     origin.generation = generation_;
     origin.src_identity = src.identity_class;
-    origin.dst_identity = identity_->resolve(p.dst).identity_class;
+    origin.dst_identity = dst.identity_class;
     const CtResult c = ct_.create(p, p.vlan, origin, now);
     if (c.action == CtAction::pass) return {rules::Action::allow, why, d.rule};
     return {kDrop, c.reason};

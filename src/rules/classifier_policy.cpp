@@ -79,11 +79,14 @@ std::vector<FieldRule> to_field_rules(const RuleSet& rs, uint32_t stride) {
     return out;
 }
 
-FieldKey to_field_key(const RuleSet& rs, const PacketKey& k) noexcept {
+FieldKey to_field_key(const PacketKey& k, const Identity& src, const Identity& dst) noexcept {
     const bool icmp = proto_is_icmp(k.proto);
-    return {rs.resolve(k.src).identity_class, rs.resolve(k.dst).identity_class,
-            icmp ? uint32_t{k.icmp_code} : uint32_t{k.sport}, icmp ? uint32_t{k.icmp_type} : uint32_t{k.dport},
-            uint32_t{k.proto}};
+    return {src.identity_class, dst.identity_class, icmp ? uint32_t{k.icmp_code} : uint32_t{k.sport},
+            icmp ? uint32_t{k.icmp_type} : uint32_t{k.dport}, uint32_t{k.proto}};
+}
+
+FieldKey to_field_key(const RuleSet& rs, const PacketKey& k) noexcept {
+    return to_field_key(k, rs.resolve(k.src), rs.resolve(k.dst));
 }
 
 PolicyClassifier::PolicyClassifier(std::shared_ptr<const RuleSet> rules, std::string_view engine)
@@ -142,8 +145,12 @@ void PolicyClassifier::rebuild() {
 }
 
 Decision PolicyClassifier::classify(const PacketKey& key) const noexcept {
+    return classify(key, rules_->resolve(key.src), rules_->resolve(key.dst));
+}
+
+Decision PolicyClassifier::classify(const PacketKey& key, const Identity& src, const Identity& dst) const noexcept {
     if (rules_->segment_of(key.vlan) == kNoSegment) return {Action::drop, -1, DecisionReason::unknown_segment};
-    const FieldKey fk = to_field_key(*rules_, key);
+    const FieldKey fk = to_field_key(key, src, dst);
     int32_t id = kNoMatch;
     engine_->classify_burst(std::span<const FieldKey>(&fk, 1), std::span<int32_t>(&id, 1));
     if (id == kNoMatch) return {rules_->default_action(), -1, DecisionReason::default_action};

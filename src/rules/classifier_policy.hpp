@@ -26,6 +26,7 @@ uint32_t priority_stride(const RuleSet& rules);
 
 // The engine key for a packet, after identity resolution.
 FieldKey to_field_key(const RuleSet& rules, const PacketKey& key) noexcept;
+FieldKey to_field_key(const PacketKey& key, const Identity& src, const Identity& dst) noexcept;
 
 struct RetagResult {
     size_t field_rules_added = 0;  // entries for a new identity class
@@ -36,6 +37,9 @@ class PolicyClassifier {
 public:
     PolicyClassifier(std::shared_ptr<const RuleSet> rules, std::string_view engine);
     Decision classify(const PacketKey& key) const noexcept;
+    // The same, with both ends already resolved to identities (the dataplane has them from SpoofGuard
+    // and its own identity table): no address lookup here.
+    Decision classify(const PacketKey& key, const Identity& src, const Identity& dst) const noexcept;
 
     // Control side: the endpoint now carries `tags`.  The rule set is replaced by its retagged copy;
     // when the endpoint lands in an identity class that already exists nothing else changes, otherwise
