@@ -153,7 +153,7 @@ void ConfigLoader::load_ports(const YAML::Node& n) {
 
 void ConfigLoader::load_port(const YAML::Node& n) {
     const auto keys = keys_of(n, {"name", "role", "devargs", "description"}, "a port");
-    PortConfig port{.pos = pos(n)};
+    PortSpec port{.pos = pos(n)};
     bool ok = true;
     const auto field = [&](const char* key) -> std::optional<YAML::Node> {
         if (const auto it = keys.find(key); it != keys.end()) return it->second;
@@ -170,7 +170,7 @@ void ConfigLoader::load_port(const YAML::Node& n) {
                                      *name));
             ok = false;
         } else if (const auto dup = std::find_if(config_.dataplane.ports.begin(), config_.dataplane.ports.end(),
-                                                 [&](const PortConfig& p) { return p.name == *name; });
+                                                 [&](const PortSpec& p) { return p.name == *name; });
                    dup != config_.dataplane.ports.end()) {
             error(*node, fmt::format("duplicate port name '{}' (first defined at {})", *name, dup->pos.str()));
             ok = false;
@@ -193,7 +193,7 @@ void ConfigLoader::load_port(const YAML::Node& n) {
                                      "(net_af_packet0,iface=veth-in)", *devargs));
             ok = false;
         } else if (const auto dup = std::find_if(config_.dataplane.ports.begin(), config_.dataplane.ports.end(),
-                                                 [&](const PortConfig& p) {
+                                                 [&](const PortSpec& p) {
                                                      return device_of(p.devargs) == device_of(*devargs);
                                                  });
                    dup != config_.dataplane.ports.end()) {
@@ -452,7 +452,7 @@ EalArgs eal_args_for(const ApplianceConfig& config, const EalEnvironment& env) {
                             env.file_prefix.empty() ? std::to_string(getpid()) : env.file_prefix));
     if (!out.hugepages) a.insert(a.end(), {"--no-huge", "-m", std::to_string(env.no_huge_mb)});
     const bool any_pci = std::any_of(dp.ports.begin(), dp.ports.end(),
-                                     [](const PortConfig& p) { return is_pci_address(p.devargs); });
+                                     [](const PortSpec& p) { return is_pci_address(p.devargs); });
     if (!any_pci) a.push_back("--no-pci");
     for (const auto& p : dp.ports) {
         a.push_back(is_pci_address(p.devargs) ? "-a" : "--vdev");

@@ -25,14 +25,14 @@
 
 #include "dataplane/eal.hpp"
 #include "dataplane/flow_table.hpp"
+#include "dataplane/port_role.hpp"
 #include "rules/diagnostics.hpp"
 
 namespace tagwall::dataplane {
 
-enum class PortRole { workload, uplink };
 enum class ForwardingMode { wire, l2_switch };  // `forwarding: wire | switch`
 
-struct PortConfig {
+struct PortSpec {
     std::string name;
     PortRole role = PortRole::workload;
     std::string devargs;  // "0000:3b:00.0[,args]" (PCI) or "net_af_packet0,iface=veth-in" (virtual device)
@@ -51,7 +51,7 @@ struct DataplaneConfig {
     unsigned workers = 1;
     HugepageMode hugepages = HugepageMode::automatic;
     rules::SourcePos hugepages_pos;  // where `hugepages:` was written (for eal_args_for's errors)
-    std::vector<PortConfig> ports;
+    std::vector<PortSpec> ports;
     ForwardingMode forwarding = ForwardingMode::wire;
     std::vector<std::pair<std::string, std::string>> pairs;  // wire mode: port names, each port in one pair
     FlowsConfig flows;

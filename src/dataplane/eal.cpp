@@ -85,6 +85,8 @@ std::vector<std::string> build_args(const EalOptions& o, bool use_hugepages) {
     return args;
 }
 
+EalInfo start_locked(EalState& s, bool use_hugepages);  // s.argv set, s.mutex held
+
 }  // namespace
 
 bool hugepages_available() {
@@ -117,6 +119,20 @@ EalInfo init_eal(const EalOptions& options) {
     }
 
     s.argv = build_args(options, use_hugepages);
+    return start_locked(s, use_hugepages);
+}
+
+EalInfo init_eal_with_args(const std::vector<std::string>& args, bool hugepages) {
+    EalState& s = state();
+    const std::lock_guard lock(s.mutex);
+    if (s.info) return *s.info;
+    s.argv = args;
+    return start_locked(s, hugepages);
+}
+
+namespace {
+
+EalInfo start_locked(EalState& s, bool use_hugepages) {
     std::vector<char*> argv;
     for (auto& a : s.argv) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -128,6 +144,8 @@ EalInfo init_eal(const EalOptions& options) {
     s.info = EalInfo{use_hugepages, joined};
     return *s.info;
 }
+
+}  // namespace
 
 EalInfo init_eal_for_tool(std::string_view tool_name, bool quiet, size_t no_huge_mb) {
     EalOptions o;

@@ -42,6 +42,10 @@ struct EalInfo {
 // Starts the EAL as described above.  Returns what was used.
 EalInfo init_eal(const EalOptions& options);
 
+// Starts the EAL with exactly these arguments (program name first), as eal_args_for() derives them from
+// an appliance config; `hugepages` says whether they use hugepages (for EalInfo).
+EalInfo init_eal_with_args(const std::vector<std::string>& args, bool hugepages);
+
 // The tools' shorthand: automatic hugepages, everything else default.
 EalInfo init_eal_for_tool(std::string_view tool_name, bool quiet, size_t no_huge_mb = 2048);
 

@@ -57,12 +57,11 @@
 #include <vector>
 
 #include "dataplane/packet.hpp"
+#include "dataplane/port_role.hpp"
 #include "dataplane/reasons.hpp"
 #include "rules/ruleset.hpp"
 
 namespace tagwall::dataplane {
-
-enum class PortRole : uint8_t { workload, uplink };
 
 // The outcome of SpoofGuard for one packet's source.
 struct SourceCheck {

@@ -15,6 +15,10 @@ Pipeline::Pipeline(std::shared_ptr<const IdentityTable> identity,
       port_counters_(ports_.size()),
       ct_(config.flows),
       frags_(config.fragments),
+      macs_(config.macs),
+      limiter_(config.reject_rate, config.reject_burst),
+      l2_switch_(config.l2_switch),
+      events_(config.events),
       expire_budget_(config.expire_budget) {
     if (ports_.empty() || ports_.size() > kMaxPorts)
         throw std::invalid_argument("pipeline: between 1 and 64 ports");
@@ -27,8 +31,12 @@ Pipeline::Pipeline(std::shared_ptr<const IdentityTable> identity,
 void Pipeline::set_policy(std::shared_ptr<const IdentityTable> identity,
                           std::shared_ptr<const rules::PolicyClassifier> classifier, uint32_t generation) {
     if (!identity || !classifier) throw std::invalid_argument("pipeline: no policy");
+    const auto& rules = classifier->ruleset().rules();
+    std::vector<uint8_t> logs(rules.size());
+    for (size_t i = 0; i < rules.size(); ++i) logs[i] = rules[i].log ? 1 : 0;
     identity_ = std::move(identity);
     classifier_ = std::move(classifier);
+    rule_logs_ = std::move(logs);
     generation_ = generation;
 }
 
@@ -43,31 +51,98 @@ void Pipeline::expire(uint64_t now) noexcept {
     frags_.expire(now, expire_budget_);
 }
 
-Verdict Pipeline::finish(Verdict v, uint8_t in_port) noexcept {
+Verdict Pipeline::finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept {
     ++reasons_[static_cast<size_t>(v.reason)];
     PortCounters& in = port_counters_[in_port];
     switch (v.action) {
     case rules::Action::allow:
         ++verdicts_.allow;
-        v.out_port = ports_[in_port].peer;
-        if (v.out_port != kNoPort) ++port_counters_[v.out_port].tx;
+        if (!l2_switch_) {
+            v.out_port = ports_[in_port].peer;
+        } else if (is_group_mac(p->dst_mac)) {
+            v.out_port = kFlood;
+        } else {
+            const uint8_t port = macs_.port_of(p->vlan, p->dst_mac, now_);
+            v.out_port = port == MacTable::kUnknown ? kFlood : port == in_port ? kNoPort : port;
+        }
+        if (v.out_port == kFlood) {
+            ++flooded_;
+            for (size_t i = 0; i < ports_.size(); ++i)
+                if (i != in_port) ++port_counters_[i].tx;
+        } else if (v.out_port != kNoPort) {
+            ++port_counters_[v.out_port].tx;
+        }
+        if (events_ != nullptr && v.reason == Reason::rule && v.rule >= 0 &&
+            static_cast<size_t>(v.rule) < rule_logs_.size() && rule_logs_[static_cast<size_t>(v.rule)] != 0)
+            emit(v, in_port, p);
         break;
     case rules::Action::reject:
         ++verdicts_.reject;
         ++in.dropped;
-        v.out_port = in_port;  // where the answer will go, once answers are sent
+        v.out_port = in_port;  // where reject_answer()'s answer goes
+        if (events_ != nullptr) emit(v, in_port, p);
         break;
     case rules::Action::drop:
         ++verdicts_.drop;
         ++in.dropped;
         v.out_port = kNoPort;
+        if (events_ != nullptr) emit(v, in_port, p);
         break;
     }
     return v;
 }
 
+void Pipeline::emit(const Verdict& v, uint8_t in_port, const ParsedPacket* p) noexcept {
+    Event e;
+    e.time_ns = now_;
+    e.generation = generation_;
+    e.rule = v.rule;
+    e.port = in_port;
+    e.action = v.action;
+    e.reason = v.reason;
+    if (p != nullptr) {
+        e.vlan = p->vlan;
+        if (p->kind == PacketKind::ipv4 || p->kind == PacketKind::ipv6) {
+            e.ip = true;
+            e.src = p->src;
+            e.dst = p->dst;
+            e.proto = p->proto;
+            e.sport = p->sport;
+            e.dport = p->dport;
+            e.icmp_type = p->icmp_type;
+            e.icmp_code = p->icmp_code;
+        } else if (p->kind == PacketKind::arp) {
+            e.src = p->arp_sender_ip;
+            e.dst = p->arp_target_ip;
+        }
+    }
+    events_->push(e);
+}
+
+void Pipeline::learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept {
+    if (is_group_mac(p.src_mac)) return;
+    if (ports_[in_port].role == PortRole::workload) {
+        if (src.identity.endpoint != rules::kExternal) macs_.learn(p.vlan, p.src_mac, in_port, now_);
+    } else if (identity_->endpoint_by_mac(p.vlan, p.src_mac) == rules::kExternal) {
+        macs_.learn(p.vlan, p.src_mac, in_port, now_);
+    }
+}
+
+size_t Pipeline::reject_answer(const FrameRef& f, uint64_t now, std::span<uint8_t> out) noexcept {
+    ParsedPacket& p = scratch_;
+    if (parse_frame(std::span<const uint8_t>(f.data, f.length), p)) return 0;
+    const size_t n = build_reject(std::span<const uint8_t>(f.data, f.length), p, out);
+    if (n == 0) return 0;
+    if (!limiter_.take(now)) {
+        ++reasons_[static_cast<size_t>(Reason::reject_rate_limited)];
+        return 0;
+    }
+    return n;
+}
+
 Verdict Pipeline::process_one(const FrameRef& f, uint64_t now) noexcept {
     constexpr auto kDrop = rules::Action::drop;
+    now_ = now;
     if (f.port >= ports_.size()) {
         ++unknown_port_;
         ++verdicts_.drop;
@@ -76,22 +151,23 @@ Verdict Pipeline::process_one(const FrameRef& f, uint64_t now) noexcept {
     ++port_counters_[f.port].rx;
     ParsedPacket& p = scratch_;
     if (const auto bad = parse_frame(std::span<const uint8_t>(f.data, f.length), p))
-        return finish({kDrop, *bad}, f.port);
+        return finish({kDrop, *bad}, f.port, nullptr);
 
     const IdentityTable& ids = *identity_;
-    if (!ids.segment_known(p.vlan)) return finish({kDrop, Reason::unknown_segment}, f.port);
+    if (!ids.segment_known(p.vlan)) return finish({kDrop, Reason::unknown_segment}, f.port, &p);
 
     const SourceCheck src = ids.check_source(p, ports_[f.port].role);
-    if (!src.ok) return finish({kDrop, src.reason}, f.port);
+    if (!src.ok) return finish({kDrop, src.reason}, f.port, &p);
+    if (l2_switch_) learn(p, src, f.port);
     if (p.kind == PacketKind::arp || p.nd || src.infrastructure_only)
-        return finish({rules::Action::allow, Reason::arp_nd}, f.port);
+        return finish({rules::Action::allow, Reason::arp_nd}, f.port, &p);
     if (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6)
-        return finish({kDrop, Reason::unsupported_ethertype}, f.port);
+        return finish({kDrop, Reason::unsupported_ethertype}, f.port, &p);
 
     if (p.fragment && !p.first_fragment) {
         const FragmentVerdict fv = frags_.later_fragment(FragmentKey::of(p), FragmentSpan::of(p), now);
-        if (fv.pass) return finish({rules::Action::allow, Reason::established}, f.port);
-        return finish({kDrop, fv.reason}, f.port);
+        if (fv.pass) return finish({rules::Action::allow, Reason::established}, f.port, &p);
+        return finish({kDrop, fv.reason}, f.port, &p);
     }
 
     Verdict v = decide(p, src.identity, now);
@@ -104,14 +180,16 @@ Verdict Pipeline::process_one(const FrameRef& f, uint64_t now) noexcept {
         // says nothing about the connection, whose next unfragmented packet is established)
         if (allowed && !fv.pass) v = {kDrop, fv.reason, -1, kNoPort};
     }
-    return finish(v, f.port);
+    return finish(v, f.port, &p);
 }
 
 Verdict Pipeline::decide(const ParsedPacket& p, const rules::Identity& src, uint64_t now) noexcept {
     constexpr auto kDrop = rules::Action::drop;
     const CtResult r = ct_.track(p, p.vlan, now);
     switch (r.action) {
-    case CtAction::pass: return {rules::Action::allow, r.reason};
+    case CtAction::pass:
+        if (r.handle != kNoFlow && ct_.table().entry(r.handle).generation != generation_) return reverify(r);
+        return {rules::Action::allow, r.reason};
     case CtAction::drop: return {kDrop, r.reason};
     case CtAction::classify:
     case CtAction::classify_stateless: break;
@@ -142,6 +220,36 @@ Verdict Pipeline::decide(const ParsedPacket& p, const rules::Identity& src, uint
     const CtResult c = ct_.create(p, p.vlan, origin, now);
     if (c.action == CtAction::pass) return {rules::Action::allow, why, d.rule};
     return {kDrop, c.reason};
+}
+
+Verdict Pipeline::reverify(const CtResult& r) noexcept {
+    FlowEntry& e = ct_.table().entry(r.handle);
+    const bool b_opened = e.initiator_is_b();
+    const rules::Family fam = e.key.family;
+    rules::PacketKey key;
+    key.vlan = e.key.vlan;
+    key.proto = e.key.proto;
+    key.src.family = key.dst.family = fam;
+    key.src.bytes = b_opened ? e.key.addr_b : e.key.addr_a;
+    key.dst.bytes = b_opened ? e.key.addr_a : e.key.addr_b;
+    const bool icmp = (fam == rules::Family::v4 && key.proto == 1) || (fam == rules::Family::v6 && key.proto == 58);
+    if (icmp) {
+        key.icmp_type = fam == rules::Family::v4 ? 8 : 128;  // only echo exchanges have entries
+    } else {
+        key.sport = b_opened ? e.key.port_b : e.key.port_a;
+        key.dport = b_opened ? e.key.port_a : e.key.port_b;
+    }
+    const rules::Identity src = identity_->resolve(key.src);
+    const rules::Identity dst = identity_->resolve(key.dst);
+    const rules::Decision d = classifier_->classify(key, src, dst);
+    if (d.action == rules::Action::allow) {
+        e.rule_index = d.rule;
+        e.generation = generation_;
+        e.identity = {src.identity_class, dst.identity_class};
+        return {rules::Action::allow, r.reason};
+    }
+    ct_.close(r.handle);
+    return {d.action, Reason::revoked, d.rule};
 }
 
 }  // namespace tagwall::dataplane

@@ -1,31 +1,50 @@
 // The per-packet pipeline of one worker (SPEC §5): parse -> segment -> SpoofGuard -> ARP/ND ->
-// fragments -> connection tracking -> (on a miss) classify -> verdict.
+// fragments -> connection tracking -> (on a miss) classify -> verdict -> where it goes.
 //
 // Concurrency contract: one Pipeline per worker, used only by its own core.  It owns the worker's
-// ConnTrack and FragmentTable and shares the published policy (IdentityTable and PolicyClassifier, both
-// immutable) through shared_ptr.  The constructor and set_policy() run on the control side (they
-// allocate); process() and the const accessors are run side: noexcept, no allocation, no locks, no
-// logging.  (The worker loop will publish policies through RCU; until then set_policy() must only be
-// called while the worker is stopped.)
+// ConnTrack, FragmentTable, MacTable and reject rate limiter, and shares the published policy
+// (IdentityTable and PolicyClassifier, both immutable) through shared_ptr.  The constructor and
+// set_policy() run on the control side (they allocate); process(), reject_answer() and the const
+// accessors are run side: noexcept, no allocation, no locks, no logging (events go to an EventRing).
+// set_policy() must only be called while the worker is stopped or between its bursts on its own
+// thread (the RCU publication of issue 5 calls it there).
 //
 // The steps of process(), for each frame:
 //   1. parse_frame(): a malformed frame drops with the parser's reason.
 //   2. the frame's VLAN must name a segment (`unknown_segment`).
 //   3. SpoofGuard: IdentityTable::check_source() with the role of the port the frame arrived on.
+//      Switch mode learns the source MAC here (see below).
 //   4. ARP, IPv6 neighbour discovery and packets SpoofGuard accepted as infrastructure only (DHCP,
 //      DAD, MLD from link-local ...) pass with reason `arp_nd`: no connection, no rule.
 //   5. fragments: a later fragment follows its first fragment (FragmentTable::later_fragment); a first
 //      fragment is decided by the steps below and its decision recorded (first_fragment), which may
 //      still drop it (fragment table full, dead datagram).
 //   6. ConnTrack::track(): pass (established / related), drop (invalid ...), or classify.
+//      Re-verification (SPEC §6): a connection allowed under an older policy generation than the
+//      pipeline's is classified again, from its original direction and with both ends resolved
+//      through the current identity table, before this packet passes.  Still allowed: the entry
+//      takes the deciding rule and the new generation.  No longer allowed: the entry is closed and
+//      the packet gets the new decision's action with reason `revoked` (a reject answers it).
 //   7. classify: PolicyClassifier::classify() on the packet's key; allow opens a connection
 //      (ConnTrack::create with the rule, the policy generation and both identity classes; reason
-//      `rule`), drop and reject give the deciding rule, or the default (reason `default`).  A reject
-//      is only a verdict for now: the RST / ICMP unreachable answer is not sent yet, only counted.
+//      `rule`), drop and reject give the deciding rule, or the default (reason `default`).
+//   8. where it goes (Verdict::out_port): wire mode sends an allowed frame to the port's peer.  Switch
+//      mode looks the destination MAC up in the worker's MAC table: a known unicast MAC goes to its
+//      port (nowhere when that is the ingress port), broadcast, multicast and unknown unicast are
+//      flooded (kFlood: every other port; the VLAN tag is kept, so the frame stays in its segment).
+//      A reject's out_port is the ingress port: reject_answer() builds the RST / ICMP unreachable.
 //
-// Not done yet (the issue's later parts): re-verification of established connections after a policy
-// swap (entries record their generation; `revoked` is never given), switch mode (out_port is the wire
-// peer), sending reject answers.
+// Switch mode learning (MacTable): a source MAC is learned from a frame SpoofGuard accepted, and only
+//   - on a workload port, when the frame was attributed to an endpoint (its MAC is the endpoint's
+//     bound MAC, or the endpoint has none): an endpoint's MAC is "seeded" from its binding in the
+//     sense that nothing else can claim it;
+//   - on an uplink port, when the MAC is bound to no endpoint of the segment (an uplink frame cannot
+//     move a workload's MAC to the uplink).
+// Group (multicast) source MACs are never learned.
+//
+// Events: when PipelineConfig::events is set, every drop and reject of an IP packet, every drop of a
+// frame that did not parse, and every allow by a rule with `log: true` that opens a connection is
+// pushed to the ring (a full ring counts the event as lost; the packet's fate does not change).
 #pragma once
 
 #include <array>
@@ -36,16 +55,20 @@
 #include <vector>
 
 #include "dataplane/conntrack.hpp"
+#include "dataplane/events.hpp"
 #include "dataplane/fragments.hpp"
 #include "dataplane/identity.hpp"
+#include "dataplane/mac_table.hpp"
 #include "dataplane/packet.hpp"
 #include "dataplane/reasons.hpp"
+#include "dataplane/reject.hpp"
 #include "rules/classifier_policy.hpp"
 #include "rules/policy.hpp"
 
 namespace tagwall::dataplane {
 
-inline constexpr uint8_t kNoPort = 0xFF;
+inline constexpr uint8_t kNoPort = 0xFF;   // nowhere: dropped, or filtered (switch mode, same port)
+inline constexpr uint8_t kFlood = 0xFE;    // switch mode: every port but the ingress one
 
 // One frame of a burst, as received on `port`.
 struct FrameRef {
@@ -59,10 +82,11 @@ struct Verdict {
     rules::Action action = rules::Action::drop;
     Reason reason = Reason::default_action;  // `rule` when a policy rule decided (then `rule` says which)
     int32_t rule = -1;                       // index into RuleSet::rules() of the deciding rule, or -1
-    uint8_t out_port = kNoPort;              // allow: where to send it; reject: where the answer goes
+    uint8_t out_port = kNoPort;              // allow: a port, kFlood or kNoPort; reject: the ingress port
 };
 
-// A port of the appliance: its SpoofGuard role and, in wire mode, the port it is paired with.
+// A port of the appliance: its SpoofGuard role and, in wire mode, the port it is paired with
+// (switch mode ignores `peer`).
 struct PortConfig {
     PortRole role = PortRole::uplink;
     uint8_t peer = kNoPort;
@@ -82,6 +106,11 @@ struct PipelineConfig {
     FlowTableConfig flows{};
     FragmentConfig fragments{};
     size_t expire_budget = 64;  // flow and fragment slots aged per process() call
+    bool l2_switch = false;     // forwarding: switch (MAC table) instead of wire (port peers)
+    MacTableConfig macs{};
+    uint32_t reject_rate = 1000;  // reject answers per second per worker, on average
+    uint32_t reject_burst = 100;  // ... and at most this many at once
+    EventRing* events = nullptr;  // not owned; must outlive the pipeline
 };
 
 class Pipeline {
@@ -103,6 +132,10 @@ public:
     Verdict process_one(const FrameRef& frame, uint64_t now) noexcept;
     // Ages a few flow and fragment slots (PipelineConfig::expire_budget of each).
     void expire(uint64_t now) noexcept;
+    // The answer to a frame this pipeline rejected (TCP RST or ICMP/ICMPv6 unreachable, reject.hpp),
+    // built into `out`; 0 when none may be sent or the rate limit refuses (counted as
+    // reject_rate_limited).  The frame is parsed again: rejects are the rare path.
+    size_t reject_answer(const FrameRef& frame, uint64_t now, std::span<uint8_t> out) noexcept;
 
     // --- counters and state: the owning worker, or any thread while it is stopped ---
     const std::array<uint64_t, kReasonCount>& reason_counters() const noexcept { return reasons_; }
@@ -112,13 +145,21 @@ public:
     size_t port_count() const noexcept { return ports_.size(); }
     uint64_t unknown_port_frames() const noexcept { return unknown_port_; }
     uint32_t generation() const noexcept { return generation_; }
+    uint64_t flooded() const noexcept { return flooded_; }
+    uint64_t revoked() const noexcept { return reasons_[static_cast<size_t>(Reason::revoked)]; }
+    const MacTable& mac_table() const noexcept { return macs_; }
     const ConnTrack& conntrack() const noexcept { return ct_; }
     const FragmentTable& fragments() const noexcept { return frags_; }
 
 private:
     // Steps 6-7 for a packet that passed SpoofGuard; `src` is its source identity.
     Verdict decide(const ParsedPacket& p, const rules::Identity& src, uint64_t now) noexcept;
-    Verdict finish(Verdict v, uint8_t in_port) noexcept;
+    // Step 6's re-verification of the entry behind `r` (its generation is older than ours).
+    Verdict reverify(const CtResult& r) noexcept;
+    // Counts the verdict and picks its out_port; `p` is the parsed frame, or nullptr when it did not parse.
+    Verdict finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept;
+    void learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept;
+    void emit(const Verdict& v, uint8_t in_port, const ParsedPacket* p) noexcept;
 
     std::shared_ptr<const IdentityTable> identity_;
     std::shared_ptr<const rules::PolicyClassifier> classifier_;
@@ -127,7 +168,14 @@ private:
     std::vector<PortCounters> port_counters_;
     ConnTrack ct_;
     FragmentTable frags_;
+    MacTable macs_;
+    RejectLimiter limiter_;
+    bool l2_switch_ = false;
+    EventRing* events_ = nullptr;
+    std::vector<uint8_t> rule_logs_;  // per rule of the current policy: `log: true`
     size_t expire_budget_ = 64;
+    uint64_t now_ = 0;                // of the frame being processed
+    uint64_t flooded_ = 0;
     ParsedPacket scratch_{};
     std::array<uint64_t, kReasonCount> reasons_{};
     VerdictCounters verdicts_{};

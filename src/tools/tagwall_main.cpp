@@ -8,6 +8,7 @@
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 
+#include "control/daemon.hpp"
 #include "dataplane/config.hpp"
 #include "dataplane/eal.hpp"
 #include "rules/policy_loader.hpp"
@@ -23,8 +24,9 @@ const char* const kOverview = R"(tagwall - zero-trust micro-segmentation firewal
 
 Usage:
   tagwall check [options] POLICY.yaml     validate and analyse a policy offline (no root, no DPDK)
-  tagwall --config CONF.yaml [-- EAL...]  validate the appliance config and its policy, and show what
-                                          would start (the dataplane threads are not built yet)
+  tagwall --config CONF.yaml [options] [-- EAL...]
+                                          run the appliance in the foreground (root: DPDK ports)
+  tagwall --config CONF.yaml --dry-run    validate the config and its policy, show what would start
   tagwall --help | --version
 
 A policy says which workloads may talk, by their tags ("tier: web may reach tier: db on tcp/5432"),
@@ -34,11 +36,22 @@ never by their addresses.  `tagwall check` reads it exactly as the appliance wou
     changes no verdict (redundant), groups that match nothing or that no rule uses (warnings);
   - a summary: segments, endpoints, group members, the ordered rule table and the default.
 
+The appliance (`--config`) opens the ports the config names (any DPDK port: a PCI NIC, or
+net_af_packet / net_pcap / net_tap / net_memif virtual devices), derives every EAL argument from the
+config (nobody types them; an expert may append raw ones after --), and forwards between them in
+`wire` mode (pairs) or `switch` mode (the VLAN-aware L2 switch of its ports), filtering every packet
+against the policy.  It prints `tagwall: ready ...` once forwarding, appends every drop, reject and
+logged allow to the event log (log.path, JSON lines), and on SIGINT/SIGTERM stops and prints its
+counters per port and per reason.
+
 Examples:
   tagwall check conf/demo/policy.yaml
   tagwall check --quiet policy.yaml && echo "safe to load"
+  tagwall --config conf/tagwall.yaml --dry-run
+  sudo tagwall --config conf/tagwall.yaml --events     # run; print each event as it happens
 
-Exit status: 0 valid (warnings allowed), 1 invalid, 2 usage error.
+Exit status: check: 0 valid (warnings allowed), 1 invalid, 2 usage error.
+             --config: 0 after a clean stop (or a valid --dry-run), 1 on any failure, 2 usage error.
 )";
 
 int usage_error(const std::string& msg) {
@@ -86,7 +99,7 @@ std::string join(const std::vector<std::string>& args) {
     return out;
 }
 
-// `tagwall --config FILE`: validates the config and the policy it names, prints what it would start.
+// `tagwall --config FILE --dry-run`: validates the config and the policy it names, prints what it would start.
 int validate_appliance(const std::string& config_path, const std::vector<std::string>& eal_extra) {
     namespace dp = tagwall::dataplane;
     const auto loaded = dp::load_config_file(config_path);
@@ -123,17 +136,18 @@ int validate_appliance(const std::string& config_path, const std::vector<std::st
     fmt::print("  policy:     {} ({} rules)\n", config.policy, policy.policy->rules.size());
     fmt::print("  control:    {} (mode {:04o})\n", config.control.socket, config.control.socket_mode);
     fmt::print("  log:        {}\n", config.log.path);
-    fmt::print(stderr, "tagwall: the dataplane threads (poll-mode workers, ports) are not built yet: nothing was "
-                       "started\n");
-    return 1;
+    return 0;
 }
 
-int run_daemon(int argc, char** argv) {
+int run_main(int argc, char** argv) {
     po::options_description opts("tagwall options");
     opts.add_options()
         ("help,h", "show this help")
         ("version", "print the version")
-        ("config,c", po::value<std::string>(), "appliance configuration (conf/tagwall.yaml)");
+        ("config,c", po::value<std::string>(), "appliance configuration (conf/tagwall.yaml)")
+        ("dry-run", "with --config: validate and show what would start, start nothing")
+        ("events", "with --config: also print every event (drop, reject, logged allow) on stdout")
+        ("engine", po::value<std::string>()->default_value("trie"), "classifier engine: trie, rte_acl or linear");
     po::options_description hidden;
     hidden.add_options()("eal", po::value<std::vector<std::string>>(), "raw EAL arguments after --");
     po::options_description all;
@@ -164,7 +178,13 @@ int run_daemon(int argc, char** argv) {
     }
     if (!eal_extra.empty() && !after_dashes)
         return usage_error(fmt::format("unexpected argument '{}' (raw EAL arguments go after --)", eal_extra[0]));
-    return validate_appliance(vm["config"].as<std::string>(), eal_extra);
+    if (vm.count("dry-run")) return validate_appliance(vm["config"].as<std::string>(), eal_extra);
+    const std::string engine = vm["engine"].as<std::string>();
+    if (engine != "trie" && engine != "rte_acl" && engine != "linear")
+        return usage_error(fmt::format("--engine must be trie, rte_acl or linear, not '{}'", engine));
+    return tagwall::control::run_daemon(
+        {.config_path = vm["config"].as<std::string>(), .eal_extra = eal_extra, .events_to_stdout = vm.count("events") > 0,
+         .engine = engine});
 }
 
 }  // namespace
@@ -173,7 +193,7 @@ int main(int argc, char** argv) {
     try {
         if (argc >= 2 && std::string(argv[1]) == "check")
             return run_check_command(std::vector<std::string>(argv + 2, argv + argc));
-        return run_daemon(argc, argv);
+        return run_main(argc, argv);
     } catch (const po::error& e) {
         return usage_error(e.what());
     } catch (const std::exception& e) {

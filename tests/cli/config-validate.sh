@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# `tagwall --config FILE` validates the appliance config (SPEC §3) and the policy it names, prints what it
-# would start (ports, EAL command line, workers), says that the dataplane threads are not built yet and
-# exits 1.  A broken config gives one positioned error (FILE:LINE:COL: error: message) per mistake.
+# `tagwall --config FILE --dry-run` validates the appliance config (SPEC §3) and the policy it names, prints
+# what it would start (ports, EAL command line, workers) and exits 0.  A broken config gives one positioned
+# error (FILE:LINE:COL: error: message) per mistake, with or without --dry-run, and starts nothing.
 set -euo pipefail
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/tagwall-cli.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
@@ -10,9 +10,9 @@ trap 'rm -rf "$SCRATCH"' EXIT
 
 CONFIG=$TAGWALL_ROOT/conf/tagwall.yaml
 
-# The example config: valid, summarised, then an honest "not built yet".
-run --config "$CONFIG"
-expect_status 1
+# The example config: valid and summarised.
+run --config "$CONFIG" --dry-run
+expect_status 0
 expect_no_output ': error: ' "the example config must be valid"
 expect_output 'would start' "the summary"
 expect_output 'port[[:space:]]+inside[[:space:]]+workload[[:space:]]+net_af_packet0,iface=veth-in' "the inside port"
@@ -21,13 +21,12 @@ expect_output 'workers:[[:space:]]+1' "the worker count"
 expect_output 'EAL:.* -l 0-1 .*--no-pci .*--vdev net_af_packet0,iface=veth-in --vdev net_af_packet1,iface=veth-out' \
     "the derived EAL command line"
 expect_output 'policy:.*conf/demo/policy\.yaml' "the policy, resolved against the config's directory"
-expect_output 'not built yet' "an honest word about the dataplane"
 
 # Raw EAL arguments after -- are appended; a stray argument without -- is a usage error.
-run --config "$CONFIG" -- --log-level=8
-expect_status 1
+run --config "$CONFIG" --dry-run -- --log-level=8
+expect_status 0
 expect_output 'EAL:.*--log-level=8$' "raw EAL arguments appended"
-run --config "$CONFIG" stray
+run --config "$CONFIG" --dry-run stray
 expect_status 2
 
 # A broken config: every mistake reported, positioned, with a suggestion where one helps.

@@ -1,0 +1,118 @@
+// Worker events as JSON lines and as one-line descriptions: see event_log.hpp.
+#include "control/event_log.hpp"
+
+#include <time.h>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+namespace tagwall::control {
+
+namespace {
+
+using dataplane::Event;
+
+std::string iso_time(uint64_t wall_ns) {
+    const time_t secs = static_cast<time_t>(wall_ns / 1'000'000'000ull);
+    tm t{};
+    gmtime_r(&secs, &t);
+    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
+                       t.tm_min, t.tm_sec, (wall_ns / 1'000'000ull) % 1000);
+}
+
+const char* verdict_word(rules::Action a) {
+    switch (a) {
+    case rules::Action::allow: return "allow";
+    case rules::Action::drop: return "drop";
+    case rules::Action::reject: return "reject";
+    }
+    return "?";
+}
+
+bool has_ports(uint8_t proto) { return proto == 6 || proto == 17 || proto == 132; }
+bool is_icmp(const Event& e) {
+    return (e.src.family == rules::Family::v4 && e.proto == 1) || (e.src.family == rules::Family::v6 && e.proto == 58);
+}
+
+std::string endpoint_name(const rules::RuleSet& rules, const rules::IpAddr& a) {
+    const rules::Identity id = rules.resolve(a);
+    if (id.endpoint == rules::kExternal || id.endpoint >= rules.endpoints().size()) return {};
+    return rules.endpoints()[id.endpoint].name;
+}
+
+std::string segment_name(const rules::RuleSet& rules, uint16_t vlan) {
+    const int32_t s = rules.segment_of(vlan);
+    if (s < 0 || static_cast<size_t>(s) >= rules.segments().size()) return {};
+    return rules.segments()[static_cast<size_t>(s)].name;
+}
+
+std::string rule_id(const rules::RuleSet& rules, int32_t rule) {
+    if (rule < 0 || static_cast<size_t>(rule) >= rules.rules().size()) return {};
+    return rules.rules()[static_cast<size_t>(rule)].id;
+}
+
+}  // namespace
+
+std::string protocol_name(uint8_t proto) {
+    switch (proto) {
+    case 1: return "icmp";
+    case 6: return "tcp";
+    case 17: return "udp";
+    case 58: return "icmpv6";
+    case 132: return "sctp";
+    default: return std::to_string(proto);
+    }
+}
+
+std::string format_event(const Event& e, const rules::RuleSet& rules, const std::vector<std::string>& port_names,
+                         uint64_t wall_origin_ns) {
+    nlohmann::ordered_json j;
+    j["time"] = iso_time(wall_origin_ns + e.time_ns);
+    j["verdict"] = verdict_word(e.action);
+    const std::string rule = rule_id(rules, e.rule);
+    j["rule"] = rule.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(rule);
+    j["generation"] = e.generation;
+    j["reason"] = std::string(dataplane::info(e.reason).word);
+    j["detail"] = std::string(dataplane::info(e.reason).counter);
+    const std::string seg = segment_name(rules, e.vlan);
+    j["segment"] = seg.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(seg);
+    j["vlan"] = e.vlan;
+    j["port"] = e.port < port_names.size() ? port_names[e.port] : std::to_string(e.port);
+    if (e.ip) {
+        j["src"] = e.src.str();
+        j["dst"] = e.dst.str();
+        j["proto"] = protocol_name(e.proto);
+        if (has_ports(e.proto)) {
+            j["sport"] = e.sport;
+            j["dport"] = e.dport;
+        } else if (is_icmp(e)) {
+            j["icmp_type"] = e.icmp_type;
+            j["icmp_code"] = e.icmp_code;
+        }
+        const std::string s = endpoint_name(rules, e.src), d = endpoint_name(rules, e.dst);
+        j["src_endpoint"] = s.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(s);
+        j["dst_endpoint"] = d.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(d);
+    }
+    return j.dump();
+}
+
+std::string describe_event(const Event& e, const rules::RuleSet& rules, const std::vector<std::string>& port_names) {
+    const std::string port = e.port < port_names.size() ? port_names[e.port] : std::to_string(e.port);
+    std::string why = std::string(dataplane::info(e.reason).counter);
+    const std::string rule = rule_id(rules, e.rule);
+    if (!rule.empty()) why = e.reason == dataplane::Reason::rule ? "rule " + rule : why + ", rule " + rule;
+    if (!e.ip) return fmt::format("{:<6} on {}: {} ({})", verdict_word(e.action), port, "non-IP frame", why);
+    auto end = [&](const rules::IpAddr& a, uint16_t p) {
+        const std::string name = endpoint_name(rules, a);
+        const std::string addr = a.family == rules::Family::v6 ? "[" + a.str() + "]" : a.str();
+        const std::string where = has_ports(e.proto) ? fmt::format("{}:{}", addr, p) : addr;
+        return name.empty() ? where : fmt::format("{} {}", name, where);
+    };
+    std::string service = protocol_name(e.proto);
+    if (has_ports(e.proto)) service += fmt::format("/{}", e.dport);
+    else if (is_icmp(e)) service += fmt::format(" type {}", e.icmp_type);
+    return fmt::format("{:<6} {} -> {} {} on {} ({})", verdict_word(e.action), end(e.src, e.sport), end(e.dst, e.dport),
+                       service, port, why);
+}
+
+}  // namespace tagwall::control

@@ -1,0 +1,33 @@
+// Events as JSON lines (SPEC §6): the control thread's side of the workers' event rings.
+//
+// Control side only (allocates).  format_event() turns one worker Event into one line of JSON with the
+// names an operator reads: the rule's id, the segment's name, both endpoints' names (resolved here, not
+// on the worker), the protocol's name and the reason.  Keys, in this order:
+//   time (UTC, ISO 8601 with milliseconds), verdict (allow|drop|reject), rule (id or null), generation,
+//   reason (the coarse word of `replay --verdicts`: rule, default, spoofed, invalid, revoked, ...),
+//   detail (the fine-grained counter name: spoofed_mac, invalid_tcp_window, ...), segment (name or
+//   null), port (the ingress port's name), src, dst, proto (tcp|udp|icmp|icmpv6|sctp|NUMBER), sport,
+//   dport (TCP/UDP/SCTP), icmp_type, icmp_code (ICMP), src_endpoint, dst_endpoint (names or null).
+// A frame that did not parse as IP carries no addresses (ARP: the sender and target addresses).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dataplane/events.hpp"
+#include "rules/ruleset.hpp"
+
+namespace tagwall::control {
+
+// `wall_origin_ns`: CLOCK_REALTIME nanoseconds at which the worker clock (Event::time_ns) read 0.
+std::string format_event(const dataplane::Event& e, const rules::RuleSet& rules,
+                         const std::vector<std::string>& port_names, uint64_t wall_origin_ns);
+
+// The one-line human form the daemon prints with --events: "drop web-1 198.18.10.11:40000 -> ... tcp/5432 (default)".
+std::string describe_event(const dataplane::Event& e, const rules::RuleSet& rules,
+                           const std::vector<std::string>& port_names);
+
+std::string protocol_name(uint8_t proto);
+
+}  // namespace tagwall::control
