@@ -343,6 +343,35 @@ void Appliance::run_worker(Worker& w) {
         b.frames[b.count++] = m;
     };
 
+    // A revoked TCP connection is reset towards its other end too (SPEC §6: "an RST both ways").
+    auto send_peer_rst = [&](const FrameRef& frame, uint64_t now) {
+        rte_mbuf* rst = rte_pktmbuf_alloc(pool_);
+        if (rst == nullptr) {
+            ++w.counters.reject_no_mbuf;
+            return;
+        }
+        uint8_t out = kNoPort;
+        const size_t len = pipe.revoke_peer_rst(
+            frame, now, std::span<uint8_t>(rte_pktmbuf_mtod(rst, uint8_t*), rte_pktmbuf_tailroom(rst)), out);
+        if (len == 0 || (out != kFlood && out >= nports)) {
+            rte_pktmbuf_free(rst);
+            return;
+        }
+        rst->data_len = static_cast<uint16_t>(len);
+        rst->pkt_len = static_cast<uint32_t>(len);
+        if (out == kFlood) {
+            if (nports < 2) {
+                rte_pktmbuf_free(rst);
+                return;
+            }
+            rte_mbuf_refcnt_update(rst, static_cast<int16_t>(nports - 2));
+            for (size_t o = 0; o < nports; ++o)
+                if (o != frame.port) enqueue(o, rst);
+        } else {
+            enqueue(out, rst);
+        }
+    };
+
     uint64_t idle = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
         ++w.counters.polls;
@@ -395,6 +424,7 @@ void Appliance::run_worker(Worker& w) {
                             enqueue(port, answer);
                         }
                     }
+                    if (v.reason == Reason::revoked) send_peer_rst(frames[i], now);
                     rte_pktmbuf_free(m);
                     break;
                 }

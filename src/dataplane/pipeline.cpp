@@ -119,6 +119,29 @@ void Pipeline::emit(const Verdict& v, uint8_t in_port, const ParsedPacket* p) no
     events_->push(e);
 }
 
+size_t Pipeline::revoke_peer_rst(const FrameRef& f, uint64_t now, std::span<uint8_t> out, uint8_t& port) noexcept {
+    port = kNoPort;
+    if (f.port >= ports_.size()) return 0;
+    ParsedPacket& p = scratch_;
+    if (parse_frame(std::span<const uint8_t>(f.data, f.length), p)) return 0;
+    if (!l2_switch_) {
+        port = ports_[f.port].peer;
+    } else if (is_group_mac(p.dst_mac)) {
+        port = kFlood;
+    } else {
+        const uint8_t known = macs_.port_of(p.vlan, p.dst_mac, now);
+        port = known == MacTable::kUnknown ? kFlood : known == f.port ? kNoPort : known;
+    }
+    if (port == kNoPort) return 0;
+    const size_t n = build_forward_rst(std::span<const uint8_t>(f.data, f.length), p, out);
+    if (n == 0) return 0;
+    if (!limiter_.take(now)) {
+        ++reasons_[static_cast<size_t>(Reason::reject_rate_limited)];
+        return 0;
+    }
+    return n;
+}
+
 void Pipeline::learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept {
     if (is_group_mac(p.src_mac)) return;
     if (ports_[in_port].role == PortRole::workload) {

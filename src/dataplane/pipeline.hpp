@@ -136,6 +136,10 @@ public:
     // built into `out`; 0 when none may be sent or the rate limit refuses (counted as
     // reject_rate_limited).  The frame is parsed again: rejects are the rare path.
     size_t reject_answer(const FrameRef& frame, uint64_t now, std::span<uint8_t> out) noexcept;
+    // For a TCP packet rejected as `revoked`: the RST for the other end (reject.hpp build_forward_rst),
+    // and in `port` where it goes (the wire peer, the destination MAC's port, or kFlood); 0 when none
+    // is sent (not TCP, nowhere to send it, or the rate limit).  Call after reject_answer().
+    size_t revoke_peer_rst(const FrameRef& frame, uint64_t now, std::span<uint8_t> out, uint8_t& port) noexcept;
 
     // --- counters and state: the owning worker, or any thread while it is stopped ---
     const std::array<uint64_t, kReasonCount>& reason_counters() const noexcept { return reasons_; }

@@ -71,6 +71,24 @@ size_t build_reject(std::span<const uint8_t> frame, const ParsedPacket& p, std::
     return padded;
 }
 
+size_t build_forward_rst(std::span<const uint8_t> frame, const ParsedPacket& p, std::span<uint8_t> out) noexcept {
+    if ((p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) || p.proto != kIpProtoTcp || !p.l4_present ||
+        (p.tcp_flags & kTcpRst) != 0)
+        return 0;
+    // build_reject() answers the packet's sender; the mirrored packet's sender is this packet's
+    // destination.  With only ACK set, the RST's sequence number is the mirrored packet's ack.
+    ParsedPacket q = p;
+    q.src_mac = p.dst_mac;
+    q.dst_mac = p.src_mac;
+    q.src = p.dst;
+    q.dst = p.src;
+    q.sport = p.dport;
+    q.dport = p.sport;
+    q.tcp_flags = kTcpAck;
+    q.tcp_ack = p.tcp_seq;
+    return build_reject(frame, q, out);
+}
+
 RejectLimiter::RejectLimiter(uint32_t rate, uint32_t burst) noexcept
     : capacity_(uint64_t{burst} * 1'000'000'000u), rate_(rate), burst_(burst) {}
 

@@ -53,6 +53,14 @@ inline constexpr size_t kRejectMaxFrame = 14 + 4 + 1280;  // the largest answer 
 // and `p` what parse_frame() made of them.  Returns the answer's length, or 0 when no answer may be sent.
 size_t build_reject(std::span<const uint8_t> frame, const ParsedPacket& p, std::span<uint8_t> out) noexcept;
 
+// The other half of closing a revoked TCP connection (SPEC §6: "TCP gets an RST both ways"): an RST
+// that continues the packet's own direction, as if its sender had reset the connection, for the
+// packet's destination.  Same MACs, addresses and ports as the packet, seq = the packet's seq (what
+// the destination expects next, since the packet itself is not delivered), flags RST, no ACK; built
+// and checked as build_reject() builds and checks its answers.  0 for anything but a TCP segment
+// without RST, and in every case where build_reject() would not answer the mirrored packet.
+size_t build_forward_rst(std::span<const uint8_t> frame, const ParsedPacket& p, std::span<uint8_t> out) noexcept;
+
 // A token bucket: `rate` answers per second on average, at most `burst` at once.  Integer arithmetic in
 // nano-tokens (one answer = 10^9 of them, one nanosecond adds `rate`), exact for every rate and burst and
 // free of overflow for any now_ns below 2^64.  The first take() starts with a full bucket whatever its

@@ -233,6 +233,57 @@ TEST_CASE("re-verification: a policy that no longer allows an open connection re
     CHECK(v.reason == Reason::invalid_no_flow);
 }
 
+TEST_CASE("re-verification: a revoked TCP connection is reset both ways", "[pipeline][revoked][reject]") {
+    Switch s(false);
+    s.pipe = nullptr;
+    // wire mode this time: web-1's port paired with db-1's
+    const Compiled c = compile(kV1);
+    PipelineConfig cfg;
+    cfg.flows.capacity = 64;
+    cfg.fragments.capacity = 16;
+    s.pipe = std::make_unique<Pipeline>(c.ids, c.cls, 1,
+                                        std::vector<PortConfig>{{PortRole::workload, kDbPort}, {PortRole::workload, kWebPort}},
+                                        cfg);
+    REQUIRE(s.web_to_db(5432, 1000, 0, kTcpSyn).reason == Reason::rule);
+    REQUIRE(s.db_to_web(5432, 9000, 1001, kTcpSyn | kTcpAck).reason == Reason::established);
+    const Compiled v2 = compile(kV2);
+    s.pipe->set_policy(v2.ids, v2.cls, 2);
+    const Bytes b = Frame().eth(kWebMac, kDbMac).ipv4(kWeb, kDb).tcp(40000, 5432, {.seq = 1001, .ack = 9001, .flags = kTcpAck | kTcpPsh})
+                        .payload(10).bytes();
+    const FrameRef f{b.data(), static_cast<uint16_t>(b.size()), kWebPort};
+    Verdict v;
+    s.pipe->process(std::span<const FrameRef>(&f, 1), s.now, std::span<Verdict>(&v, 1));
+    REQUIRE(v.reason == Reason::revoked);
+    REQUIRE(v.action == Action::reject);
+    std::array<uint8_t, kRejectMaxFrame> out{};
+    // to the sender: an RST answering its segment
+    size_t n = s.pipe->reject_answer(f, s.now, out);
+    REQUIRE(n > 0);
+    ParsedPacket p;
+    REQUIRE_FALSE(parse_frame(std::span<const uint8_t>(out.data(), n), p).has_value());
+    CHECK(p.src == kDb);
+    CHECK(p.dst == kWeb);
+    CHECK(p.tcp_flags == kTcpRst);
+    CHECK(p.tcp_seq == 9001);
+    // to the other end: an RST continuing the sender's direction, out of the peer port
+    uint8_t port = kNoPort;
+    n = s.pipe->revoke_peer_rst(f, s.now, out, port);
+    REQUIRE(n > 0);
+    CHECK(port == kDbPort);
+    REQUIRE_FALSE(parse_frame(std::span<const uint8_t>(out.data(), n), p).has_value());
+    CHECK(p.src == kWeb);
+    CHECK(p.dst == kDb);
+    CHECK(p.src_mac == kWebMac);
+    CHECK(p.dst_mac == kDbMac);
+    CHECK(p.sport == 40000);
+    CHECK(p.dport == 5432);
+    CHECK(p.tcp_flags == kTcpRst);
+    CHECK(p.tcp_seq == 1001);
+    // a UDP packet has no such RST
+    const Bytes u = Frame().eth(kWebMac, kDbMac).ipv4(kWeb, kDb).udp(1, 2).bytes();
+    CHECK(s.pipe->revoke_peer_rst({u.data(), static_cast<uint16_t>(u.size()), kWebPort}, s.now, out, port) == 0);
+}
+
 TEST_CASE("re-verification: a connection still allowed takes the new rule and generation", "[pipeline][revoked]") {
     Switch s(false);
     REQUIRE(s.web_to_db(5432, 1000, 0, kTcpSyn).reason == Reason::rule);
