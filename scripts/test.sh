@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Builds tagwall and runs every test: the Catch2 unit tests, the command-line tests (tests/cli/*.sh)
-# and the pcap integration tests (pcaps/).  Later runners (netns end-to-end) plug in the same way: one
-# run_* function each.
+# Builds tagwall and runs every test: the Catch2 unit tests, the command-line tests (tests/cli/*.sh),
+# the pcap integration tests (pcaps/) and the end-to-end tests through network namespaces (tests/e2e/*.sh).
+# Each runner is one run_* function.
 #
 # The LAST line of the output is always `tests: N passed, M failed`, counting every test case of every
 # runner; the exit status is 0 only when nothing failed.
@@ -15,18 +15,22 @@ ROOT=$(pwd)
 
 usage() {
     cat <<'EOF'
-usage: scripts/test.sh [--unit-only | --cli-only | --pcap-only] [--no-setup] [FILTER...]
+usage: scripts/test.sh [--unit-only | --cli-only | --pcap-only | --e2e-only] [--no-setup] [FILTER...]
 
 Sets up the machine (scripts/setup.sh: packages, hugepages, meson), builds with ninja, then runs:
   unit   the Catch2 binary build/tests/tagwall-unit-tests (every test case and section is counted)
   cli    every executable tests/cli/*.sh, one test case each (pass = exit 0)
   pcap   every pcaps/NNN-*.pcap replayed under pcaps/policy.yaml, its verdicts diffed against
          pcaps/NNN-*.verdicts (scripts/make-pcaps.py regenerates both), one test case each
+  e2e    every executable tests/e2e/*.sh, one test case each: real traffic between network namespaces
+         through `tagwall --config` (scripts/netns-lab.sh).  Needs root; without root or network
+         namespaces every e2e test is counted as failed, with the reason
 
 options:
   --unit-only   run only the unit tests
   --cli-only    run only the command-line tests
   --pcap-only   run only the pcap integration tests
+  --e2e-only    run only the end-to-end tests
   --no-setup    skip scripts/setup.sh (the build directory must already be configured)
   FILTER...     Catch2 test spec(s), e.g. '[loader]' or 'Prefix*'; implies --unit-only
   -h, --help    this text
@@ -39,7 +43,7 @@ EOF
 # ---------------------------------------------------------------------------------------------------
 # Options
 
-runners=(unit cli pcap)
+runners=(unit cli pcap e2e)
 do_setup=1
 filters=()
 while [ $# -gt 0 ]; do
@@ -48,6 +52,7 @@ while [ $# -gt 0 ]; do
         --unit-only) runners=(unit) ;;
         --cli-only) runners=(cli) ;;
         --pcap-only) runners=(pcap) ;;
+        --e2e-only) runners=(e2e) ;;
         --no-setup) do_setup=0 ;;
         --) shift; filters+=("$@"); break ;;
         -*) printf 'test.sh: unknown option %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
@@ -276,6 +281,62 @@ run_pcap() {
         failed=1
     fi
     record pcap "$passed" "$failed"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Runner: end-to-end tests.  Each executable tests/e2e/*.sh is one test case (pass = exit 0): it builds a
+# lab of network namespaces (scripts/netns-lab.sh), runs `tagwall --config` on the lab's veths, sends real
+# traffic and tears everything down.  It gets TAGWALL_BIN and TAGWALL_ROOT, like the cli tests.
+
+# Why this machine cannot run the e2e tests; empty when it can.
+e2e_unavailable() {
+    [ "$(id -u)" -eq 0 ] || { echo "not root: the e2e tests need root (network namespaces, af_packet)"; return; }
+    command -v ip >/dev/null || { echo "ip (iproute2) is not installed"; return; }
+    # Creating one is the real test (a container without CAP_SYS_ADMIN can list but not create).
+    local probe=twprobe$$
+    if ! ip netns add "$probe" 2>/dev/null; then echo "cannot create a network namespace (ip netns add)"; return; fi
+    ip netns del "$probe"
+}
+
+run_e2e() {
+    banner e2e
+    local passed=0 failed=0 t name out rc why tests=()
+    export TAGWALL_BIN=$BUILD_DIR/src/tools/tagwall TAGWALL_ROOT=$ROOT
+    for t in tests/e2e/*.sh; do [ -e "$t" ] && tests+=("$t"); done
+    if [ ${#tests[@]} -eq 0 ]; then
+        say "FAIL e2e: no tests/e2e/*.sh found"
+        record e2e 0 1
+        return
+    fi
+    # Not skipped: a run that could not exercise the dataplane must not look green.
+    why=$(e2e_unavailable)
+    if [ -n "$why" ]; then
+        for t in "${tests[@]}"; do say "FAIL $(basename "$t" .sh): not run: $why"; done
+        record e2e 0 ${#tests[@]} "not run: $why"
+        return
+    fi
+    out=$(mktemp)
+    for t in "${tests[@]}"; do
+        name=$(basename "$t" .sh)
+        if [ ! -x "$t" ]; then
+            say "FAIL $name: $t is not executable (chmod +x, and commit the mode)"
+            failed=$((failed + 1))
+            continue
+        fi
+        rc=0
+        # A test stopped by the timeout still tears its lab down (its EXIT trap runs on SIGTERM).
+        timeout 300 "$t" >"$out" 2>&1 </dev/null || rc=$?
+        if [ "$rc" -eq 0 ]; then
+            say "PASS $name"
+            passed=$((passed + 1))
+        else
+            say "FAIL $name (exit status $rc):"
+            show_tail "$out" 80
+            failed=$((failed + 1))
+        fi
+    done
+    rm -f "$out"
+    record e2e "$passed" "$failed"
 }
 
 # ---------------------------------------------------------------------------------------------------

@@ -93,6 +93,14 @@ void print_summary(const dp::Appliance& app) {
     }
     fmt::print("  verdicts: {} allowed, {} dropped, {} rejected; {} connections in the tables; {} events lost\n",
                allow, drop, reject, flows, lost);
+    const auto& rules = app.ruleset().rules();
+    fmt::print("  rule hits (packets a rule decided; established packets not counted):\n");
+    for (size_t r = 0; r < rules.size(); ++r) {
+        uint64_t hits = 0;
+        for (size_t w = 0; w < app.worker_count(); ++w)
+            if (r < app.pipeline(w).rule_hits().size()) hits += app.pipeline(w).rule_hits()[r];
+        fmt::print("    {:<24} {:<7} {:>12}\n", rules[r].id, rules::action_name(rules[r].action), hits);
+    }
     fmt::print("  by reason:\n");
     for (size_t r = 0; r < dp::kReasonCount; ++r)
         if (reasons[r] != 0)

@@ -37,6 +37,7 @@ void Pipeline::set_policy(std::shared_ptr<const IdentityTable> identity,
     identity_ = std::move(identity);
     classifier_ = std::move(classifier);
     rule_logs_ = std::move(logs);
+    rule_hits_.assign(rule_logs_.size(), 0);
     generation_ = generation;
 }
 
@@ -53,6 +54,7 @@ void Pipeline::expire(uint64_t now) noexcept {
 
 Verdict Pipeline::finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept {
     ++reasons_[static_cast<size_t>(v.reason)];
+    if (v.rule >= 0 && static_cast<size_t>(v.rule) < rule_hits_.size()) ++rule_hits_[static_cast<size_t>(v.rule)];
     PortCounters& in = port_counters_[in_port];
     switch (v.action) {
     case rules::Action::allow:

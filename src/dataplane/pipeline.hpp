@@ -150,6 +150,9 @@ public:
     uint64_t unknown_port_frames() const noexcept { return unknown_port_; }
     uint32_t generation() const noexcept { return generation_; }
     uint64_t flooded() const noexcept { return flooded_; }
+    // Per rule of the current policy: packets it decided (a new connection, a drop or reject by the
+    // rule, a revocation); established packets are not counted.  Reset by set_policy().
+    const std::vector<uint64_t>& rule_hits() const noexcept { return rule_hits_; }
     uint64_t revoked() const noexcept { return reasons_[static_cast<size_t>(Reason::revoked)]; }
     const MacTable& mac_table() const noexcept { return macs_; }
     const ConnTrack& conntrack() const noexcept { return ct_; }
@@ -177,6 +180,7 @@ private:
     bool l2_switch_ = false;
     EventRing* events_ = nullptr;
     std::vector<uint8_t> rule_logs_;  // per rule of the current policy: `log: true`
+    std::vector<uint64_t> rule_hits_;
     size_t expire_budget_ = 64;
     uint64_t now_ = 0;                // of the frame being processed
     uint64_t flooded_ = 0;
