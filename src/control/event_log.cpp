@@ -100,11 +100,12 @@ std::string describe_event(const Event& e, const rules::RuleSet& rules, const st
     const std::string port = e.port < port_names.size() ? port_names[e.port] : std::to_string(e.port);
     std::string why = std::string(dataplane::info(e.reason).counter);
     const std::string rule = rule_id(rules, e.rule);
-    if (!rule.empty()) why = e.reason == dataplane::Reason::rule ? "rule " + rule : why + ", rule " + rule;
+    if (!rule.empty())
+        why = e.reason == dataplane::Reason::rule ? fmt::format("rule {}", rule) : fmt::format("{}, rule {}", why, rule);
     if (!e.ip) return fmt::format("{:<6} on {}: {} ({})", verdict_word(e.action), port, "non-IP frame", why);
     auto end = [&](const rules::IpAddr& a, uint16_t p) {
         const std::string name = endpoint_name(rules, a);
-        const std::string addr = a.family == rules::Family::v6 ? "[" + a.str() + "]" : a.str();
+        const std::string addr = a.family == rules::Family::v6 ? fmt::format("[{}]", a.str()) : a.str();
         const std::string where = has_ports(e.proto) ? fmt::format("{}:{}", addr, p) : addr;
         return name.empty() ? where : fmt::format("{} {}", name, where);
     };

@@ -10,6 +10,7 @@
 
 #include "rules/classifier.hpp"
 #include "tools/bench_classify.hpp"
+#include "tools/bench_pipeline.hpp"
 #include "tools/bench_replay.hpp"
 #include "tools/bench_retag.hpp"
 
@@ -26,12 +27,16 @@ Usage:
   tagwall-bench classify --rules FILE --trace FILE --engine ENGINE [options] [-- EAL-ARGS...]
   tagwall-bench retag --policy FILE [--engine trie|rte_acl|linear] [--count N] [--json]
                                       endpoint tag changes reaching the classifier, vs a full rebuild
-  tagwall-bench replay --policy FILE --pcap [PORT=]FILE ... [--iterations N] [--json] [--verdicts OUT]
-                                      pcap replay through the worker pipeline
+  tagwall-bench replay --policy FILE --pcap [PORT=]FILE ... [--iterations N] [--workers W] [--json]
+                      [--verdicts OUT]
+                                      pcap replay through the worker pipeline (W workers: W threads)
+  tagwall-bench pipeline --policy FILE [--scenario established|new-flow|baseline|memory|all] [--json]
+                                      the worker pipeline's Mpps and cycles/packet on synthetic traffic
   tagwall-bench COMMAND --help        the options of one command
 
-Both run with hugepages when the machine has them, and say so.  scripts/bench-classify.sh runs every
-engine on every ClassBench set and writes docs/perf/classify.{md,json,png}.
+The DPDK-backed runs use hugepages when the machine has them, and say so.  scripts/bench-classify.sh runs every
+engine on every ClassBench set and writes docs/perf/classify.{md,json,png}; scripts/bench-dataplane.sh
+runs `pipeline --scenario all` on a 10k-rule policy and writes docs/perf/dataplane.{md,json}.
 )";
 
 const char* const kClassifyHelp = R"(Usage: tagwall-bench classify --rules FILE --trace FILE --engine trie|rte_acl|linear
@@ -177,15 +182,26 @@ Replays pcaps through the worker pipeline (parse, SpoofGuard, connection table, 
 With --policy the appliance is a wire of two ports: `workload` (role workload) and `uplink` (role
 uplink).  Each --pcap PORT=FILE is what arrived on that port (a bare FILE: the workload port); several
 are merged by packet timestamp, and each packet is processed at its own timestamp (deterministic).
-Every packet is loaded into memory once; each iteration runs them all through a fresh pipeline, and
-only the processing is timed (one worker, single core).
+Every packet is loaded into memory once; each iteration runs them all through fresh pipelines, and
+only the processing is timed.
+
+--workers W deals the frames to W pipelines, each run on its own thread, as symmetric RSS deals a
+port's traffic to its queues: a hash of (VLAN, addresses, protocol, ports) that is the same both ways,
+so both directions of a connection meet on one worker; fragments and ICMP are hashed without ports (a
+later fragment has none, so its first must not use them), and an ICMP error by the packet it quotes,
+so that it reaches the worker that holds the connection it is related to.  Each worker processes its
+share in merged-timestamp order.  The verdicts (--verdicts) do not depend on W, except for a TCP/UDP
+connection that sends both fragmented and unfragmented packets: those halves land on different workers,
+as they would with RSS on a NIC.  Rates: each worker's over its own processing time; the total over
+the wall time from the workers' common start to the last one's end (on fewer cores than workers, the
+threads share them).
 
 --verdicts OUT writes, for the first iteration, one line per packet in merged order:
   PORT INDEX VERDICT REASON
 INDEX is the 0-based index in that port's file, VERDICT allow|drop|reject, REASON the deciding rule's
 id, or default, established, related, spoofed, invalid, malformed, unknown-segment, arp-nd ...
 --json prints packets, mpps, cycles_per_packet, flows, verdicts{allow,drop,reject}, reasons{...}, in
-total and per worker.
+total and per worker (`workers`: one object each, with its `worker` index).
 
 Exit status: 0 ok, 1 failure (unreadable policy or pcap, engine error), 2 usage error.
 )";
@@ -198,7 +214,8 @@ int run_replay_command(const std::vector<std::string>& args) {
         ("config,c", po::value<std::string>(), "tagwall.yaml (not supported yet)")
         ("pcap", po::value<std::vector<std::string>>(), "[PORT=]FILE, repeatable (PORT: workload or uplink)")
         ("iterations,n", po::value<unsigned>()->default_value(1), "passes over the packets, each through a fresh pipeline")
-        ("workers,w", po::value<unsigned>()->default_value(1), "worker count (only 1 for now)")
+        ("workers,w", po::value<unsigned>()->default_value(1),
+         "worker pipelines, each on its own thread; frames dealt by a symmetric flow hash")
         ("engine,e", po::value<std::string>()->default_value("trie"), "trie | rte_acl | linear")
         ("json", "print one JSON object")
         ("verdicts", po::value<std::string>(), "write PORT INDEX VERDICT REASON for every packet of the first iteration");
@@ -239,17 +256,137 @@ int run_replay_command(const std::vector<std::string>& args) {
         return usage_error(fmt::format("replay: unknown engine '{}' (trie, rte_acl or linear)", o.engine));
     o.iterations = vm["iterations"].as<unsigned>();
     if (o.iterations == 0 || o.iterations > 1000000) return usage_error("replay: --iterations must be 1..1000000");
-    const unsigned workers = vm["workers"].as<unsigned>();
-    if (workers == 0) return usage_error("replay: --workers must be at least 1");
-    if (workers > 1) {
-        fmt::print(stderr, "tagwall-bench: replay --workers {}: only one worker is supported yet "
-                           "(multi-worker replay needs the symmetric dispatch of the worker loop)\n", workers);
-        return kExitFailure;
-    }
+    o.workers = vm["workers"].as<unsigned>();
+    if (o.workers == 0 || o.workers > 64) return usage_error("replay: --workers must be 1..64");
     o.json = vm.count("json") > 0;
     if (vm.count("verdicts")) o.verdicts_path = vm["verdicts"].as<std::string>();
     o.eal.program = "tagwall-bench";
     return tagwall::tools::run_replay_bench(o);
+}
+
+const char* const kPipelineHelp = R"(Usage: tagwall-bench pipeline --policy FILE [--scenario established|new-flow|baseline|memory|all]
+                              [--flows N] [--packets N] [--new-flows N] [--iterations N] [--min-seconds S]
+                              [--flow-capacity N] [--memory-flows N] [--stride 64|128] [--json]
+                              [--hugepages auto|required|off]
+
+Measures one worker's pipeline (parse, SpoofGuard, connection table, classifier, verdict) on synthetic
+traffic, on one core, with Pipeline::process() called on bursts of 32 frames as the worker loop does.
+
+Traffic: 64-byte Ethernet/IPv4/TCP frames (60 bytes + FCS; 802.1Q-tagged with the segment's VLAN;
+lengths and checksums correct), written into memory from the DPDK EAL heap (hugepages when available)
+at a 64- or 128-byte stride.  The appliance is replay's wire: clients send on the `uplink` port,
+servers answer on the `workload` port.  Which conversations: the policy's allow rules are asked through
+the classifier which (client, endpoint, TCP port) triples they admit - a client is an external address
+or an endpoint of the rule's `from` side, the server an endpoint of its `to` side (it sends from its
+own address and MAC, so SpoofGuard passes it) - and N distinct flows are spread over those triples by
+client port.  Every flow is checked with the classifier before it is used, and every scenario fails
+(exit 1) when less than 99% of its packets were allowed.
+
+Scenarios:
+  established  --flows N (default 100000) flows complete a TCP handshake (untimed), then each timed pass
+               sends a pure ACK each way for every flow, shuffled across flows and directions
+  baseline     the same frames in the same memory and bursts through parse_frame() and the choice of
+               the wire peer only ("parse and forward"): the ratio scenario / baseline says what the
+               firewall costs on top of forwarding
+  new-flow     every packet the SYN of a new connection (--new-flows, else --packets, distinct 5-tuples;
+               default 1000000), each pass into a fresh pipeline; with --flow-capacity below that, the
+               full table evicts half-open entries (reported)
+  memory       --memory-flows (default 1000000) flows established at once, then one pass of ACKs or
+               more; process RSS (/proc/self/statm) and EAL heap use after the pipeline's construction
+               and after the traffic (the flow table is allocated at start: the growth should be ~0)
+  all          all four (established and baseline passes alternate while both need more; the much
+               faster baseline then finishes its passes alone)
+
+Timing: one untimed warm-up pass, then at least --iterations timed passes and more until --min-seconds
+were measured; only the processing loop is timed (rte_rdtsc and steady_clock).  Two figures:
+  median   each pass is cut into 1024-packet segments; the median over the passes of each pass's
+           median segment: what the code costs when it has the core (on a shared machine a long pass
+           always includes preemption; most short segments do not)
+  wall     packets / seconds over all passes, preemption and neighbours included (JSON: also the
+           fastest pass, "best")
+Cycles are TSC cycles per packet (the constant-rate TSC, not core clock cycles); "vs base" compares
+median rates.  The flow table holds --flow-capacity connections (default: the power of two >= 2x the
+scenario's flows); it is allocated when the pipeline is built, as the worker's is.
+
+Output: a small table, or with --json one object per scenario and line: scenario, packets, flows,
+mpps, cycles_per_packet (wall), mpps_median, cycles_per_packet_median, mpps_best, verdicts{allow,drop,
+reject}, reasons{...}, flow table figures, vs_baseline; the baseline's object carries
+established_vs_baseline and new_flow_vs_baseline (and *_wall); memory's the rss_* and eal_heap_* bytes.
+
+Examples:
+  scripts/gen-policy.py --apps 3333 > /tmp/policy-10k.yaml          # 10002 rules
+  tagwall-bench pipeline --policy /tmp/policy-10k.yaml
+  tagwall-bench pipeline -p /tmp/policy-10k.yaml --scenario new-flow --new-flows 4000000 --json
+
+Exit status: 0 ok, 1 failure (unreadable policy, no allowed traffic, mostly dropped traffic, no memory),
+2 usage error.
+)";
+
+int run_pipeline_command(const std::vector<std::string>& args) {
+    po::options_description opts("pipeline options");
+    opts.add_options()
+        ("help,h", "show this help")
+        ("policy,p", po::value<std::string>(), "policy.yaml (scripts/gen-policy.py makes large ones)")
+        ("scenario,s", po::value<std::string>()->default_value("all"), "established | new-flow | baseline | memory | all")
+        ("flows,f", po::value<uint32_t>()->default_value(100000), "established/baseline: concurrent flows")
+        ("packets", po::value<uint64_t>()->default_value(0),
+         "packets per timed pass (0: established/baseline 2 x flows, new-flow 1000000)")
+        ("new-flows", po::value<uint64_t>()->default_value(0), "new-flow only: SYNs per pass (0: as --packets)")
+        ("iterations,n", po::value<unsigned>()->default_value(3), "timed passes per scenario, at least")
+        ("min-seconds", po::value<double>()->default_value(0.5), "...and more passes until this long was measured")
+        ("flow-capacity", po::value<uint32_t>()->default_value(0), "flow table size (0: power of two >= 2 x flows)")
+        ("memory-flows", po::value<uint32_t>()->default_value(1000000), "memory: flows held at once")
+        ("stride", po::value<unsigned>()->default_value(64), "bytes between frames in memory: 64 or 128")
+        ("engine,e", po::value<std::string>()->default_value("trie"), "trie | rte_acl | linear")
+        ("seed", po::value<uint64_t>()->default_value(1), "traffic order, sequence numbers, flow table hash seed")
+        ("hugepages", po::value<std::string>()->default_value("auto"), "auto | required | off (EAL heap for the frames)")
+        ("no-huge-mb", po::value<size_t>()->default_value(2048), "DPDK heap size (MB) when running without hugepages")
+        ("json", "one JSON object per scenario and line");
+    po::variables_map vm;
+    po::store(po::command_line_parser(args).options(opts).run(), vm);
+    po::notify(vm);
+    if (vm.count("help")) {
+        fmt::print("{}\n", kPipelineHelp);
+        std::cout << opts << '\n';
+        return 0;
+    }
+    if (!vm.count("policy")) return usage_error("pipeline: --policy is required");
+    tagwall::tools::PipelineBenchOptions o;
+    o.policy_path = vm["policy"].as<std::string>();
+    o.scenario = vm["scenario"].as<std::string>();
+    static const std::vector<std::string> kScenarios{"established", "new-flow", "baseline", "memory", "all"};
+    if (std::find(kScenarios.begin(), kScenarios.end(), o.scenario) == kScenarios.end())
+        return usage_error(fmt::format("pipeline: unknown scenario '{}' (established, new-flow, baseline, memory or all)",
+                                       o.scenario));
+    o.engine = vm["engine"].as<std::string>();
+    const auto engines = tagwall::rules::classifier_engines();
+    if (std::find(engines.begin(), engines.end(), o.engine) == engines.end())
+        return usage_error(fmt::format("pipeline: unknown engine '{}' (trie, rte_acl or linear)", o.engine));
+    o.flows = vm["flows"].as<uint32_t>();
+    o.packets = vm["packets"].as<uint64_t>();
+    o.new_flows = vm["new-flows"].as<uint64_t>();
+    o.memory_flows = vm["memory-flows"].as<uint32_t>();
+    o.flow_capacity = vm["flow-capacity"].as<uint32_t>();
+    o.iterations = vm["iterations"].as<unsigned>();
+    o.min_seconds = vm["min-seconds"].as<double>();
+    o.stride = vm["stride"].as<unsigned>();
+    o.seed = vm["seed"].as<uint64_t>();
+    o.json = vm.count("json") > 0;
+    constexpr uint32_t kMaxFlows = 1u << 27;
+    if (o.flows == 0 || o.flows > kMaxFlows) return usage_error("pipeline: --flows must be 1..134217728");
+    if (o.memory_flows == 0 || o.memory_flows > kMaxFlows)
+        return usage_error("pipeline: --memory-flows must be 1..134217728");
+    if (o.packets > (uint64_t{1} << 32)) return usage_error("pipeline: --packets must be at most 4294967296");
+    if (o.new_flows > (uint64_t{1} << 28)) return usage_error("pipeline: --new-flows must be at most 268435456");
+    if (o.flow_capacity > (1u << 28)) return usage_error("pipeline: --flow-capacity must be at most 268435456");
+    if (o.iterations == 0 || o.iterations > 100000) return usage_error("pipeline: --iterations must be 1..100000");
+    if (!(o.min_seconds >= 0 && o.min_seconds <= 3600)) return usage_error("pipeline: --min-seconds must be 0..3600");
+    if (o.stride != 64 && o.stride != 128) return usage_error("pipeline: --stride must be 64 or 128");
+    o.eal.program = "tagwall-bench";
+    o.eal.hugepages = parse_hugepage_mode(vm["hugepages"].as<std::string>());
+    o.eal.no_huge_mb = vm["no-huge-mb"].as<size_t>();
+    if (o.eal.no_huge_mb < 64) return usage_error("pipeline: --no-huge-mb must be at least 64");
+    return tagwall::tools::run_pipeline_bench(o);
 }
 
 }  // namespace
@@ -265,8 +402,9 @@ int main(int argc, char** argv) {
             fmt::print("{}", kOverview);
             return 0;
         }
-        if (command.empty()) return usage_error("which benchmark? (classify or replay)");
-        return usage_error(fmt::format("unknown command '{}' (classify or replay)", command));
+        if (command == "pipeline") return run_pipeline_command(args);
+        if (command.empty()) return usage_error("which benchmark? (classify, retag, replay or pipeline)");
+        return usage_error(fmt::format("unknown command '{}' (classify, retag, replay or pipeline)", command));
     } catch (const po::error& e) {
         return usage_error(e.what());
     } catch (const std::exception& e) {
