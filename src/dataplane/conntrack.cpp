@@ -106,6 +106,14 @@ void refresh(FlowEntry& e, bool reply, const ParsedPacket& p, uint64_t now) noex
 
 }  // namespace
 
+void ConnTrack::prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept {
+    const Seen seen = shape_of(p);
+    if (seen.shape != Shape::tracked) return;
+    const DirectedKey k = key_of(p, segment, seen.kind);
+    if (stage == 0) table_.prefetch_buckets(k.key);
+    else table_.prefetch_entry(k.key);
+}
+
 L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {
     switch (proto) {
     case kProtoTcp: return L4Kind::tcp;

@@ -71,6 +71,9 @@ public:
     // earlier packet of the same burst opened it) `p` is tracked against it instead.  A packet that
     // cannot open a connection gets the verdict track() gave it.
     CtResult create(const ParsedPacket& p, uint16_t segment, const FlowOrigin& origin, uint64_t now) noexcept;
+    // Burst prefetching (FlowTable::prefetch_*): stage 0 the key's buckets, stage 1 its entry.  Nothing
+    // for a packet that has no connection key (stateless ICMP, ICMP errors, later fragments, non-IP).
+    void prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept;
     // Removes a connection (revoked by a new policy, `flows flush`).
     void close(FlowHandle h) noexcept { table_.erase(h); }
     size_t expire(uint64_t now, size_t max_slots) noexcept { return table_.expire(now, max_slots); }

@@ -119,8 +119,8 @@ FlowTable::FlowTable(const FlowTableConfig& config)
     const size_t buckets = std::bit_ceil(wanted);
     bucket_mask_ = buckets - 1;
     bucket_bits_ = static_cast<unsigned>(std::countr_zero(buckets));
-    buckets_ = std::make_unique<Bucket[]>(buckets);  // value-initialised: every slot empty
-    entries_ = std::make_unique<FlowEntry[]>(capacity_);
+    buckets_ = make_huge_array<Bucket>(buckets);  // value-initialised: every slot empty
+    entries_ = make_huge_array<FlowEntry>(capacity_);
     free_ = std::make_unique<FlowHandle[]>(capacity_);
     // Lowest indices on top, so a fresh table fills its pool in order.
     for (size_t i = 0; i < capacity_; ++i) free_[i] = static_cast<FlowHandle>(capacity_ - 1 - i);
@@ -142,6 +142,26 @@ FlowHandle FlowTable::lookup(const FlowKey& key, uint64_t now) noexcept {
         return kNoFlow;
     }
     return h;
+}
+
+void FlowTable::prefetch_buckets(const FlowKey& key) const noexcept {
+    const Slots s = slots_for(key);
+    __builtin_prefetch(&buckets_[s.first]);
+    __builtin_prefetch(&buckets_[s.second]);
+}
+
+void FlowTable::prefetch_entry(const FlowKey& key) const noexcept {
+    const Slots s = slots_for(key);
+    for (const size_t b : {s.first, s.second}) {
+        const Bucket& bucket = buckets_[b];
+        for (size_t i = 0; i < kBucketSlots; ++i) {
+            if (bucket.sig[i] != s.sig) continue;
+            const auto* e = reinterpret_cast<const char*>(&entries_[bucket.entry[i]]);
+            __builtin_prefetch(e);
+            __builtin_prefetch(e + 64);
+            return;
+        }
+    }
 }
 
 FlowHandle FlowTable::find(const FlowKey& key, uint64_t now) const noexcept {
@@ -252,6 +272,7 @@ void FlowTable::release(FlowHandle h) noexcept {
 // --- aging ---
 
 size_t FlowTable::expire(uint64_t now, size_t max_slots) noexcept {
+    if (live_ == 0) return 0;
     size_t freed = 0;
     const size_t budget = std::min(max_slots, capacity_);
     for (size_t n = 0; n < budget; ++n) {

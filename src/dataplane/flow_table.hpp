@@ -46,6 +46,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "dataplane/huge_array.hpp"
 #include "rules/address.hpp"
 
 namespace tagwall::dataplane {
@@ -222,6 +223,12 @@ public:
     size_t expire(uint64_t now, size_t max_slots) noexcept;
     FlowEntry& entry(FlowHandle h) noexcept { return entries_[h]; }
 
+    // Burst prefetching (the worker looks a burst's keys up in two passes before deciding any packet,
+    // so that each packet's cache misses overlap the others'): the key's two buckets, then the entries
+    // whose signature matches in them.  Hints only: nothing is read that a lookup would not read.
+    void prefetch_buckets(const FlowKey& key) const noexcept;
+    void prefetch_entry(const FlowKey& key) const noexcept;
+
     // --- const: the owning worker, or any thread while the worker is stopped ---
     FlowHandle find(const FlowKey& key, uint64_t now) const noexcept;
     const FlowEntry& entry(FlowHandle h) const noexcept { return entries_[h]; }
@@ -274,8 +281,8 @@ private:
     size_t bucket_mask_ = 0;
     unsigned bucket_bits_ = 0;
     // Everything below is sized at construction and never grows.
-    std::unique_ptr<Bucket[]> buckets_;
-    std::unique_ptr<FlowEntry[]> entries_;
+    HugeArray<Bucket> buckets_;
+    HugeArray<FlowEntry> entries_;
     std::unique_ptr<FlowHandle[]> free_;  // stack of free entry indices
     size_t free_top_ = 0;
     size_t live_ = 0;

@@ -78,6 +78,7 @@ FragmentVerdict FragmentTable::later_fragment(const FragmentKey& key, FragmentSp
 }
 
 size_t FragmentTable::expire(uint64_t now, size_t max_slots) noexcept {
+    if (live_ == 0) return 0;  // the common case: no fragmented datagram in flight
     size_t freed = 0;
     const size_t budget = std::min(max_slots, entries_.size());
     for (size_t n = 0; n < budget; ++n) {

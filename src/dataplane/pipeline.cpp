@@ -43,7 +43,17 @@ void Pipeline::set_policy(std::shared_ptr<const IdentityTable> identity,
 
 void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span<Verdict> out) noexcept {
     const size_t n = frames.size() < out.size() ? frames.size() : out.size();
-    for (size_t i = 0; i < n; ++i) out[i] = process_one(frames[i], now);
+    for (size_t base = 0; base < n; base += kBatch) {
+        const size_t m = n - base < kBatch ? n - base : kBatch;
+        for (size_t i = 0; i < m; ++i) {
+            const FrameRef& f = frames[base + i];
+            batch_bad_[i] = parse_frame(std::span<const uint8_t>(f.data, f.length), batch_[i]);
+            if (!batch_bad_[i]) ct_.prefetch(batch_[i], batch_[i].vlan, 0);
+        }
+        for (size_t i = 0; i < m; ++i)
+            if (!batch_bad_[i]) ct_.prefetch(batch_[i], batch_[i].vlan, 1);
+        for (size_t i = 0; i < m; ++i) out[base + i] = process_parsed(frames[base + i], batch_[i], batch_bad_[i], now);
+    }
     expire(now);
 }
 
@@ -166,6 +176,12 @@ size_t Pipeline::reject_answer(const FrameRef& f, uint64_t now, std::span<uint8_
 }
 
 Verdict Pipeline::process_one(const FrameRef& f, uint64_t now) noexcept {
+    ParsedPacket& p = scratch_;
+    const auto bad = parse_frame(std::span<const uint8_t>(f.data, f.length), p);
+    return process_parsed(f, p, bad, now);
+}
+
+Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::optional<Reason> bad, uint64_t now) noexcept {
     constexpr auto kDrop = rules::Action::drop;
     now_ = now;
     if (f.port >= ports_.size()) {
@@ -174,9 +190,7 @@ Verdict Pipeline::process_one(const FrameRef& f, uint64_t now) noexcept {
         return {kDrop, Reason::unknown_segment, -1, kNoPort};
     }
     ++port_counters_[f.port].rx;
-    ParsedPacket& p = scratch_;
-    if (const auto bad = parse_frame(std::span<const uint8_t>(f.data, f.length), p))
-        return finish({kDrop, *bad}, f.port, nullptr);
+    if (bad) return finish({kDrop, *bad}, f.port, nullptr);
 
     const IdentityTable& ids = *identity_;
     if (!ids.segment_known(p.vlan)) return finish({kDrop, Reason::unknown_segment}, f.port, &p);
