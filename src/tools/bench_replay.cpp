@@ -52,21 +52,20 @@ struct Capture {
     std::vector<Packet> packets;  // merged order
 };
 
-uint8_t port_index(const std::string& name) {
-    const auto& names = replay_port_names();
+uint8_t port_index(const std::vector<std::string>& names, const std::string& name) {
     const auto it = std::find(names.begin(), names.end(), name);
-    if (it == names.end()) throw std::runtime_error(fmt::format("unknown port '{}' (workload or uplink)", name));
+    if (it == names.end()) throw std::runtime_error(fmt::format("unknown port '{}'", name));
     return static_cast<uint8_t>(it - names.begin());
 }
 
-void load_pcap(const ReplayPcap& in, Capture& cap) {
+void load_pcap(const ReplayPcap& in, const std::vector<std::string>& port_names, Capture& cap) {
     char err[PCAP_ERRBUF_SIZE] = {};
     pcap_t* pc = pcap_open_offline_with_tstamp_precision(in.path.c_str(), PCAP_TSTAMP_PRECISION_NANO, err);
     if (!pc) throw std::runtime_error(fmt::format("{}: {}", in.path, err));
     const std::unique_ptr<pcap_t, void (*)(pcap_t*)> guard(pc, pcap_close);
     if (pcap_datalink(pc) != DLT_EN10MB)
         throw std::runtime_error(fmt::format("{}: not an Ethernet capture (link type {})", in.path, pcap_datalink(pc)));
-    const uint8_t port = port_index(in.port);
+    const uint8_t port = port_index(port_names, in.port);
     pcap_pkthdr* hdr = nullptr;
     const u_char* data = nullptr;
     size_t index = 0;
@@ -192,8 +191,8 @@ void add_run(WorkerRun& sum, const WorkerRun& r) {
     sum.verdicts.reject += r.verdicts.reject;
 }
 
-void write_verdicts(const std::string& path, const rules::RuleSet& ruleset, const std::vector<Packet>& packets,
-                    const std::vector<Verdict>& verdicts) {
+void write_verdicts(const std::string& path, const rules::RuleSet& ruleset, const std::vector<std::string>& port_names,
+                    const std::vector<Packet>& packets, const std::vector<Verdict>& verdicts) {
     std::ofstream out(path);
     if (!out) throw std::runtime_error(fmt::format("cannot write {}", path));
     for (size_t i = 0; i < verdicts.size(); ++i) {
@@ -201,7 +200,7 @@ void write_verdicts(const std::string& path, const rules::RuleSet& ruleset, cons
         const std::string_view reason = v.reason == dataplane::Reason::rule && v.rule >= 0
                                             ? std::string_view(ruleset.rules()[static_cast<size_t>(v.rule)].id)
                                             : dataplane::info(v.reason).word;
-        out << replay_port_names()[packets[i].port] << ' ' << packets[i].index << ' ' << action_word(v.action) << ' '
+        out << port_names[packets[i].port] << ' ' << packets[i].index << ' ' << action_word(v.action) << ' '
             << reason << '\n';
     }
     if (!out.flush()) throw std::runtime_error(fmt::format("cannot write {}", path));
@@ -349,7 +348,7 @@ int run_replay_bench(const ReplayBenchOptions& o) {
 
     // Packets, loaded once, merged by timestamp, and dealt to the workers.
     Capture cap;
-    for (const ReplayPcap& p : o.pcaps) load_pcap(p, cap);
+    for (const ReplayPcap& p : o.pcaps) load_pcap(p, o.port_names, cap);
     std::stable_sort(cap.packets.begin(), cap.packets.end(),
                      [](const Packet& a, const Packet& b) { return a.ts_ns < b.ts_ns; });
     std::vector<FrameRef> frames;
@@ -358,7 +357,7 @@ int run_replay_bench(const ReplayBenchOptions& o) {
     const unsigned workers = std::max(1u, o.workers);
     const auto shares = dispatch(frames, workers);
 
-    const std::vector<dataplane::PortConfig> ports{{dataplane::PortRole::workload, 1}, {dataplane::PortRole::uplink, 0}};
+    const std::vector<dataplane::PortConfig>& ports = o.ports;
     std::vector<Verdict> verdicts(frames.size());
     std::vector<WorkerRun> total(workers), first(workers), runs(workers);
     double wall_seconds = 0;
@@ -367,13 +366,16 @@ int run_replay_bench(const ReplayBenchOptions& o) {
         for (unsigned w = 0; w < workers; ++w) {
             dataplane::PipelineConfig config;
             config.flows.worker = static_cast<uint16_t>(w);
+            config.l2_switch = o.l2_switch;
+            if (o.flow_capacity != 0) config.flows.capacity = std::max<uint32_t>(1024, o.flow_capacity / workers);
+            if (o.timeouts) config.flows.timeouts = *o.timeouts;
             pipes.push_back(std::make_unique<Pipeline>(identity, classifier, 1, ports, config));
         }
         wall_seconds += run_workers(pipes, frames, cap.packets, shares, verdicts, runs, cpus);
         for (unsigned w = 0; w < workers; ++w) add_run(total[w], runs[w]);
         if (it == 0) {
             first = runs;
-            if (!o.verdicts_path.empty()) write_verdicts(o.verdicts_path, *ruleset, cap.packets, verdicts);
+            if (!o.verdicts_path.empty()) write_verdicts(o.verdicts_path, *ruleset, o.port_names, cap.packets, verdicts);
         }
     }
     report(o, frames.size(), total, first, wall_seconds, eal && eal->hugepages, eal.has_value());

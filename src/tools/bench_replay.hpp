@@ -8,7 +8,9 @@
 // construction.
 //
 // With --policy the appliance is a wire of two ports: `workload` (index 0, role workload) and `uplink`
-// (index 1, role uplink).
+// (index 1, role uplink).  With --config it is the config's appliance: its ports (names and roles, in
+// config order), its forwarding (wire pairs, or switch with a MAC table per worker), its flow-table
+// capacity (divided among the workers) and timeouts; the ports' devargs are not opened.
 //
 // Workers (--workers W > 1).  Every frame is given to one of W pipelines by a symmetric hash, as
 // symmetric RSS spreads a port's traffic over its queues (dispatch_hash below): both directions of a
@@ -24,21 +26,29 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "dataplane/eal.hpp"
+#include "dataplane/pipeline.hpp"
 
 namespace tagwall::tools {
 
 struct ReplayPcap {
-    std::string port;  // "workload" or "uplink"
+    std::string port;  // a port name: "workload" or "uplink" with --policy, a config's port with --config
     std::string path;
 };
 
 struct ReplayBenchOptions {
     std::string policy_path;
+    // The appliance's ports (index = position): names, and role and wire peer for the pipeline.
+    std::vector<std::string> port_names{"workload", "uplink"};
+    std::vector<dataplane::PortConfig> ports{{dataplane::PortRole::workload, 1}, {dataplane::PortRole::uplink, 0}};
+    bool l2_switch = false;
+    uint32_t flow_capacity = 0;                // per appliance; 0: the pipeline's default per worker
+    std::optional<dataplane::FlowTimeouts> timeouts;
     std::vector<ReplayPcap> pcaps;
     std::string engine = "trie";
     unsigned iterations = 1;
@@ -48,7 +58,7 @@ struct ReplayBenchOptions {
     dataplane::EalOptions eal;  // started only for the rte_acl engine
 };
 
-// The port names of the --policy wire, by index.
+// The port names of the --policy wire, by index (the defaults of ReplayBenchOptions::port_names).
 const std::vector<std::string>& replay_port_names();
 
 // The worker dispatch hash of one frame: symmetric in its two ends, so that both directions of a

@@ -11,6 +11,7 @@
 #include "rules/classifier.hpp"
 #include "tools/bench_classify.hpp"
 #include "tools/bench_pipeline.hpp"
+#include "dataplane/config.hpp"
 #include "tools/bench_replay.hpp"
 #include "tools/bench_retag.hpp"
 
@@ -180,8 +181,11 @@ const char* const kReplayHelp = R"(Usage: tagwall-bench replay (--policy FILE | 
 
 Replays pcaps through the worker pipeline (parse, SpoofGuard, connection table, classifier, verdict).
 With --policy the appliance is a wire of two ports: `workload` (role workload) and `uplink` (role
-uplink).  Each --pcap PORT=FILE is what arrived on that port (a bare FILE: the workload port); several
-are merged by packet timestamp, and each packet is processed at its own timestamp (deterministic).
+uplink).  With --config it is the appliance that config describes: its ports by name and role, its
+forwarding (wire pairs, or switch with its MAC table), its flow-table capacity and timeouts and its
+policy; nothing is opened (the ports' devargs are ignored), so no root is needed.  Each --pcap
+PORT=FILE is what arrived on that port (a bare FILE: the workload port, or with --config the first
+port whose role is workload); several are merged by packet timestamp, and each packet is processed at its own timestamp (deterministic).
 Every packet is loaded into memory once; each iteration runs them all through fresh pipelines, and
 only the processing is timed.
 
@@ -211,8 +215,9 @@ int run_replay_command(const std::vector<std::string>& args) {
     opts.add_options()
         ("help,h", "show this help")
         ("policy,p", po::value<std::string>(), "policy.yaml: a two-port wire (workload, uplink)")
-        ("config,c", po::value<std::string>(), "tagwall.yaml (not supported yet)")
-        ("pcap", po::value<std::vector<std::string>>(), "[PORT=]FILE, repeatable (PORT: workload or uplink)")
+        ("config,c", po::value<std::string>(), "tagwall.yaml: the config's ports, forwarding and flow table")
+        ("pcap", po::value<std::vector<std::string>>(),
+         "[PORT=]FILE, repeatable (PORT: workload or uplink with --policy, a config port with --config)")
         ("iterations,n", po::value<unsigned>()->default_value(1), "passes over the packets, each through a fresh pipeline")
         ("workers,w", po::value<unsigned>()->default_value(1),
          "worker pipelines, each on its own thread; frames dealt by a symmetric flow hash")
@@ -227,25 +232,60 @@ int run_replay_command(const std::vector<std::string>& args) {
         std::cout << opts << '\n';
         return 0;
     }
-    if (vm.count("config")) {
-        if (vm.count("policy")) return usage_error("replay: --policy and --config are exclusive");
-        fmt::print(stderr, "tagwall-bench: replay --config is not supported yet (it needs the configuration "
-                           "loader); use --policy FILE\n");
-        return kExitFailure;
-    }
-    if (!vm.count("policy")) return usage_error("replay: --policy is required");
+    if (vm.count("config") && vm.count("policy")) return usage_error("replay: --policy and --config are exclusive");
+    if (!vm.count("policy") && !vm.count("config")) return usage_error("replay: --policy or --config is required");
     if (!vm.count("pcap")) return usage_error("replay: at least one --pcap is required");
     tagwall::tools::ReplayBenchOptions o;
-    o.policy_path = vm["policy"].as<std::string>();
-    const auto& ports = tagwall::tools::replay_port_names();
+    std::string default_port = "workload";
+    if (vm.count("config")) {
+        // The config's appliance: its ports, roles, forwarding and flow table; its devargs are not opened.
+        namespace dp = tagwall::dataplane;
+        const std::string path = vm["config"].as<std::string>();
+        const auto loaded = dp::load_config_file(path);
+        for (const auto& d : loaded.diagnostics.sorted()) fmt::print(stderr, "{}\n", d.str());
+        if (!loaded.config) {
+            fmt::print(stderr, "tagwall-bench: {}: INVALID ({} error(s))\n", path, loaded.diagnostics.error_count());
+            return kExitFailure;
+        }
+        const dp::ApplianceConfig& c = *loaded.config;
+        o.policy_path = c.policy;
+        o.port_names.clear();
+        o.ports.clear();
+        for (const auto& p : c.dataplane.ports) {
+            o.port_names.push_back(p.name);
+            o.ports.push_back({p.role, dp::kNoPort});
+        }
+        if (o.ports.size() > dp::Pipeline::kMaxPorts) return usage_error("replay: more than 64 ports in the config");
+        o.l2_switch = c.dataplane.forwarding == dp::ForwardingMode::l2_switch;
+        auto index_of = [&](const std::string& name) {
+            return static_cast<uint8_t>(std::find(o.port_names.begin(), o.port_names.end(), name) - o.port_names.begin());
+        };
+        for (const auto& [a, b] : c.dataplane.pairs) {  // the loader checked that both name ports
+            o.ports[index_of(a)].peer = index_of(b);
+            o.ports[index_of(b)].peer = index_of(a);
+        }
+        o.flow_capacity = c.dataplane.flows.capacity;
+        o.timeouts = c.dataplane.flows.timeouts;
+        default_port = o.port_names.front();
+        for (size_t i = 0; i < o.ports.size(); ++i)
+            if (o.ports[i].role == dp::PortRole::workload) {
+                default_port = o.port_names[i];
+                break;
+            }
+    } else {
+        o.policy_path = vm["policy"].as<std::string>();
+    }
+    const auto& ports = o.port_names;
+    std::string port_list;
+    for (const auto& p : ports) port_list += (port_list.empty() ? "" : ", ") + p;
     for (const std::string& arg : vm["pcap"].as<std::vector<std::string>>()) {
-        tagwall::tools::ReplayPcap p{"workload", arg};
+        tagwall::tools::ReplayPcap p{default_port, arg};
         if (const auto eq = arg.find('='); eq != std::string::npos) {
             const std::string port = arg.substr(0, eq);
             if (std::find(ports.begin(), ports.end(), port) != ports.end())
                 p = {port, arg.substr(eq + 1)};
             else if (port.find('/') == std::string::npos)
-                return usage_error(fmt::format("replay: unknown port '{}' in --pcap {} (workload or uplink)", port, arg));
+                return usage_error(fmt::format("replay: unknown port '{}' in --pcap {} ({})", port, arg, port_list));
         }
         if (p.path.empty()) return usage_error(fmt::format("replay: --pcap {} names no file", arg));
         o.pcaps.push_back(p);
