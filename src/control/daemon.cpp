@@ -15,7 +15,9 @@
 
 #include <fmt/format.h>
 
+#include "control/commands.hpp"
 #include "control/event_log.hpp"
+#include "control/socket_server.hpp"
 #include "dataplane/appliance.hpp"
 #include "dataplane/config.hpp"
 #include "dataplane/eal.hpp"
@@ -44,15 +46,31 @@ void print_diagnostics(const rules::Diagnostics& diag) {
     for (const auto& d : diag.sorted()) fmt::print(stderr, "{}\n", d.str());
 }
 
-// Drains every worker's ring into the log (and stdout); returns how many events it wrote.
+// Drains every worker's ring into the log (and stdout, and the `events --follow` clients); returns how
+// many events it wrote.
 size_t drain(dp::Appliance& app, std::ofstream& log, bool to_stdout, const std::vector<std::string>& port_names,
-             uint64_t wall_origin) {
+             uint64_t wall_origin, SocketServer* server, EventLimiter& limiter) {
     size_t n = 0;
     dp::Event e;
     for (size_t w = 0; w < app.worker_count(); ++w) {
         while (app.events(w).pop(e)) {
-            log << format_event(e, app.ruleset(), port_names, wall_origin) << '\n';
+            if (!limiter.admit(e, e.time_ns)) continue;
+            const std::string line = format_event(e, app.ruleset(), port_names, wall_origin);
+            log << line << '\n';
+            if (server != nullptr) server->send_to_followers(line);
             if (to_stdout) fmt::print("event: {}\n", describe_event(e, app.ruleset(), port_names));
+            ++n;
+        }
+    }
+    // Once a second at most: what the limiter held back, one line per rule or reason.
+    static uint64_t last_report = 0;
+    const uint64_t now = clock_ns(CLOCK_REALTIME);
+    if (limiter.suppressed_total() != 0 && now - last_report >= 1'000'000'000ull) {
+        last_report = now;
+        for (const auto& [key, count] : limiter.take_suppressed(app.ruleset())) {
+            nlohmann::json j{{"time_ns", now}, {"suppressed", count}, {"key", key},
+                             {"why", "event rate limit (100/s per rule or reason)"}};
+            log << j.dump() << '\n';
             ++n;
         }
     }
@@ -88,17 +106,18 @@ void print_summary(const dp::Appliance& app) {
         drop += pipe.verdict_counters().drop;
         reject += pipe.verdict_counters().reject;
         flows += pipe.conntrack().table().size();
-        lost += app.worker_counters(w).events_lost;
+        lost += app.events_lost(w);
         for (size_t r = 0; r < dp::kReasonCount; ++r) reasons[r] += pipe.reason_counters()[r];
     }
     fmt::print("  verdicts: {} allowed, {} dropped, {} rejected; {} connections in the tables; {} events lost\n",
                allow, drop, reject, flows, lost);
-    const auto& rules = app.ruleset().rules();
-    fmt::print("  rule hits (packets a rule decided; established packets not counted):\n");
+    const auto& policy = app.policy();
+    const auto& rules = policy.rules->rules();
+    fmt::print("  rule hits, policy generation {} (packets a rule decided; established packets not counted):\n",
+               policy.generation);
     for (size_t r = 0; r < rules.size(); ++r) {
         uint64_t hits = 0;
-        for (size_t w = 0; w < app.worker_count(); ++w)
-            if (r < app.pipeline(w).rule_hits().size()) hits += app.pipeline(w).rule_hits()[r];
+        for (const auto& c : policy.counters) hits += c[r].packets;
         fmt::print("    {:<24} {:<7} {:>12}\n", rules[r].id, rules::action_name(rules[r].action), hits);
     }
     fmt::print("  by reason:\n");
@@ -161,7 +180,8 @@ int run_daemon(const DaemonOptions& options) {
     {
         std::unique_ptr<dp::Appliance> app;
         try {
-            app = std::make_unique<dp::Appliance>(config, ruleset, dp::ApplianceOptions{.engine = options.engine});
+            app = std::make_unique<dp::Appliance>(
+                config, ruleset, dp::ApplianceOptions{.engine = options.engine, .policy_file = config.policy});
             for (const auto& line : app->describe()) fmt::print("tagwall: {}\n", line);
             for (const auto& w : app->warnings()) fmt::print(stderr, "tagwall: warning: {}\n", w);
             app->start();
@@ -181,21 +201,57 @@ int run_daemon(const DaemonOptions& options) {
                    ruleset->rules().size(), config.log.path);
         std::fflush(stdout);
 
+        std::unique_ptr<SocketServer> server;
+        try {
+            server = std::make_unique<SocketServer>(SocketOptions{.path = config.control.socket,
+                                                                  .mode = config.control.socket_mode,
+                                                                  .allowed_gids = config.control.allowed_gids,
+                                                                  .allowed_uids = config.control.allowed_uids});
+            fmt::print("tagwall: control socket {} (mode {:04o})\n", config.control.socket, config.control.socket_mode);
+        } catch (const std::exception& e) {
+            fmt::print(stderr, "tagwall: warning: no control socket: {} (tagwallctl will not reach this appliance)\n",
+                       e.what());
+        }
+        std::fflush(stdout);
+        CommandContext ctx{.appliance = *app,
+                           .started_wall_ns = clock_ns(CLOCK_REALTIME),
+                           .wall_origin_ns = wall_origin,
+                           .hugepages = eal.hugepages,
+                           .forwarding = std::string(dp::to_string(config.dataplane.forwarding))};
+
+        EventLimiter limiter;
         int hups_seen = 0;
         while (g_stop_signal.load() == 0) {
-            if (drain(*app, log, options.events_to_stdout, port_names, wall_origin) == 0) {
+            const size_t drained = drain(*app, log, options.events_to_stdout, port_names, wall_origin, server.get(), limiter);
+            if (server) {
+                server->poll(drained != 0 ? 0 : 20, [&](const Request& r) -> nlohmann::json {
+                    nlohmann::json response = handle_command(r.body, ctx);
+                    const auto cmd = r.body.find("cmd");
+                    if (cmd != r.body.end() && *cmd == "events" && response.value("ok", false)) server->follow(r.client);
+                    return response;
+                });
+            } else if (drained == 0) {
                 const timespec pause{0, 20'000'000};
                 nanosleep(&pause, nullptr);
             }
             if (const int h = g_hup.load(); h != hups_seen) {
                 hups_seen = h;
-                fmt::print(stderr, "tagwall: SIGHUP: reloading the policy at run time is not built yet (control "
-                                   "plane); the running policy stays\n");
+                const nlohmann::json r = load_policy(ctx, config.policy, false);
+                if (r.value("ok", false)) {
+                    fmt::print("tagwall: SIGHUP: {} loaded as generation {}\n", config.policy,
+                               r["result"].value("generation", 0u));
+                } else {
+                    fmt::print(stderr, "tagwall: SIGHUP: {}\n", r.value("error", std::string("reload failed")));
+                    if (r.contains("errors"))
+                        for (const auto& line : r["errors"]) fmt::print(stderr, "{}\n", line.get<std::string>());
+                }
+                std::fflush(stdout);
             }
         }
         fmt::print("tagwall: {} received, stopping\n", g_stop_signal.load() == SIGINT ? "SIGINT" : "SIGTERM");
         app->stop();
-        drain(*app, log, options.events_to_stdout, port_names, wall_origin);
+        drain(*app, log, options.events_to_stdout, port_names, wall_origin, server.get(), limiter);
+        server.reset();  // the socket file goes with it
         print_summary(*app);
         std::fflush(stdout);
     }

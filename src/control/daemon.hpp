@@ -2,17 +2,18 @@
 //
 // The control thread (this process's main thread, the EAL's main lcore): reads the config and the
 // policy (every error positioned, nothing started on error), starts the EAL with the arguments the
-// config implies, opens the ports and launches the workers (dataplane/appliance.hpp), then loops:
-// drains the workers' event rings into the event log (JSON lines, control/event_log.hpp) every few
-// milliseconds, until SIGINT or SIGTERM.  Then it stops the workers, drains what is left, prints a
-// summary (per port, per verdict, per reason) and exits 0.
+// config implies, opens the ports and launches the workers (dataplane/appliance.hpp), opens the control
+// socket (control/socket_server.hpp), then loops until SIGINT or SIGTERM: drains the workers' event
+// rings into the event log (JSON lines, control/event_log.hpp) and to `events --follow` clients,
+// answers socket requests (control/commands.hpp), and on SIGHUP reloads the policy file (published by
+// RCU; a file that does not load changes nothing and the errors go to stderr).  Then it stops the
+// workers, drains what is left, prints a summary (per port, per rule, per reason), removes the socket
+// and exits 0.
 //
 // Output contract (tests and scripts rely on it):
 //   - a line starting with `tagwall: ready` on stdout once every port is started and the workers run;
 //   - with `events_to_stdout`, one line per event on stdout (describe_event) as they are drained;
 //   - the summary on stdout after the stop, starting with `tagwall: stopped`.
-// Not yet here (the control-plane issue): the unix socket, `SIGHUP` reload, RCU publication.  SIGHUP
-// is caught and answered with a message, so that it never kills the appliance.
 #pragma once
 
 #include <string>

@@ -3,6 +3,8 @@
 
 #include <time.h>
 
+#include <algorithm>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -114,6 +116,41 @@ std::string describe_event(const Event& e, const rules::RuleSet& rules, const st
     else if (is_icmp(e)) service += fmt::format(" type {}", e.icmp_type);
     return fmt::format("{:<6} {} -> {} {} on {} ({})", verdict_word(e.action), end(e.src, e.sport), end(e.dst, e.dport),
                        service, port, why);
+}
+
+int64_t EventLimiter::key_of(const Event& e) noexcept {
+    return e.rule >= 0 ? e.rule : -1 - static_cast<int64_t>(e.reason);
+}
+
+bool EventLimiter::admit(const Event& e, uint64_t now_ns) {
+    Bucket& b = buckets_[key_of(e)];
+    if (!b.started) {
+        b.started = true;
+        b.tokens = burst_;
+        b.last_ns = now_ns;
+    } else if (now_ns > b.last_ns) {
+        b.tokens = std::min<double>(burst_, b.tokens + static_cast<double>(now_ns - b.last_ns) * rate_ / 1e9);
+        b.last_ns = now_ns;
+    }
+    if (b.tokens >= 1) {
+        b.tokens -= 1;
+        return true;
+    }
+    ++b.suppressed;
+    ++total_;
+    return false;
+}
+
+std::vector<std::pair<std::string, uint64_t>> EventLimiter::take_suppressed(const rules::RuleSet& rules) {
+    std::vector<std::pair<std::string, uint64_t>> out;
+    for (auto& [key, b] : buckets_) {
+        if (b.suppressed == 0) continue;
+        std::string name = key >= 0 ? "rule " + rule_id(rules, static_cast<int32_t>(key))
+                                    : std::string(dataplane::kReasons[static_cast<size_t>(-1 - key)].counter);
+        out.emplace_back(std::move(name), b.suppressed);
+        b.suppressed = 0;
+    }
+    return out;
 }
 
 }  // namespace tagwall::control

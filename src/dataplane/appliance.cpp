@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <stdexcept>
 
 #include <fmt/format.h>
@@ -15,7 +16,9 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_malloc.h>
 #include <rte_mempool.h>
+#include <rte_pause.h>
 
 #include "dataplane/identity.hpp"
 
@@ -57,7 +60,7 @@ struct TxBuffer {
 
 Appliance::Appliance(const ApplianceConfig& config, std::shared_ptr<const rules::RuleSet> rules,
                      const ApplianceOptions& options)
-    : rules_(std::move(rules)), l2_switch_(config.dataplane.forwarding == ForwardingMode::l2_switch) {
+    : engine_(options.engine), l2_switch_(config.dataplane.forwarding == ForwardingMode::l2_switch) {
     const auto& dp = config.dataplane;
     if (dp.ports.empty()) throw std::runtime_error("no ports configured");
     if (dp.ports.size() > Pipeline::kMaxPorts) throw std::runtime_error("more than 64 ports");
@@ -121,9 +124,14 @@ Appliance::Appliance(const ApplianceConfig& config, std::shared_ptr<const rules:
             if (rte_eth_macaddr_get(p.port_id, &mac) == 0) p.mac = mac_text(mac);
         }
 
-        // One pipeline per worker, on the one published policy.
-        auto identity = std::make_shared<const IdentityTable>(*rules_);
-        auto classifier = std::make_shared<const rules::PolicyClassifier>(rules_, options.engine);
+        // The first policy generation, and one pipeline per worker on it.
+        publisher_ = std::make_unique<PolicyPublisher>(
+            PolicyBundle::make(std::make_shared<const rules::PolicyClassifier>(std::move(rules), options.engine),
+                               options.generation, workers_.size(), options.policy_file),
+            static_cast<unsigned>(workers_.size()));
+        const PolicyBundle& first = publisher_->policy();
+        const auto& identity = first.identity;
+        const auto& classifier = first.classifier;
         std::vector<PortConfig> pipeline_ports(ports_.size());
         for (size_t i = 0; i < ports_.size(); ++i) pipeline_ports[i].role = ports_[i].role;
         if (!l2_switch_) {
@@ -149,6 +157,7 @@ Appliance::Appliance(const ApplianceConfig& config, std::shared_ptr<const rules:
             pc.l2_switch = l2_switch_;
             pc.events = w->events.get();
             w->pipeline = std::make_unique<Pipeline>(identity, classifier, options.generation, pipeline_ports, pc);
+            w->pipeline->adopt(first, w->index);  // count into the bundle's counters from the start
             w->port_counters.resize(ports_.size());
         }
     } catch (...) {
@@ -306,6 +315,27 @@ void Appliance::close_ports() noexcept {
     }
 }
 
+PublishTiming Appliance::publish(std::unique_ptr<PolicyBundle> next) {
+    const PublishTiming t = publisher_->publish(std::move(next), running_);
+    if (!running_)  // stopped workers adopt here, on the control thread
+        for (auto& w : workers_) w->pipeline->adopt(publisher_->policy(), w->index);
+    return t;
+}
+
+uint64_t Appliance::flush_flows() {
+    uint64_t total = 0;
+    for (auto& w : workers_) {
+        if (!running_) {
+            total += w->pipeline->flush_flows();
+            continue;
+        }
+        const uint64_t ask = w->flush_asked.fetch_add(1) + 1;
+        while (w->flush_done.load(std::memory_order_acquire) != ask) rte_pause();
+        total += w->flushed.load();
+    }
+    return total;
+}
+
 int Appliance::worker_entry(void* arg) {
     auto* w = static_cast<Worker*>(arg);
     w->owner->run_worker(*w);
@@ -372,9 +402,22 @@ void Appliance::run_worker(Worker& w) {
         }
     };
 
+    PolicyPublisher& pub = *publisher_;
+    pub.register_worker(w.index);
     uint64_t idle = 0;
     while (!stop_.load(std::memory_order_relaxed)) {
         ++w.counters.polls;
+        // Requests from the control thread, between bursts: a new policy generation, a flush.
+        const PolicyBundle* policy = pub.current();
+        if (policy->generation != pipe.generation()) {
+            pipe.adopt(*policy, w.index);
+            pub.adopted(w.index, policy->generation);
+        }
+        if (const uint64_t ask = w.flush_asked.load(std::memory_order_acquire);
+            ask != w.flush_done.load(std::memory_order_relaxed)) {
+            w.flushed.store(pipe.flush_flows(), std::memory_order_relaxed);
+            w.flush_done.store(ask, std::memory_order_release);
+        }
         bool got = false;
         for (const auto& [port, queue] : w.plan.rx) {
             const uint16_t n = rte_eth_rx_burst(port_ids[port], queue, rx.data(), kBurst);
@@ -434,13 +477,19 @@ void Appliance::run_worker(Worker& w) {
             ++w.counters.busy_polls;
         }
         for (size_t port = 0; port < nports; ++port) flush(port);
+        pub.quiescent(w.index);  // nothing from this iteration's policy is held now
         if (got) {
             idle = 0;
         } else {
             pipe.expire(now_ns());  // age flows and fragments while the wire is quiet too
-            if (++idle >= kIdlePollsBeforeSleep) rte_delay_us_sleep(kIdleSleepUs);
+            if (++idle >= kIdlePollsBeforeSleep) {
+                pub.offline(w.index);
+                rte_delay_us_sleep(kIdleSleepUs);
+                pub.online(w.index);
+            }
         }
     }
+    pub.unregister_worker(w.index);
     for (size_t port = 0; port < nports; ++port) flush(port);
     w.counters.events_lost = w.events->lost();
 }

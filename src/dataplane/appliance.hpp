@@ -4,9 +4,16 @@
 // Concurrency contract.  An Appliance is built, started, stopped and destroyed by the control thread
 // (the EAL's main lcore).  Between start() and stop() the workers run on their lcores and own their
 // pipelines, queues and tx buffers; the control thread touches only the event rings (as their
-// consumer), the stop flag, and counters it reads without synchronisation for display (64-bit aligned
-// loads on x86: a torn value is impossible, a slightly stale one is expected).  Everything that
-// allocates happens in the constructor: the workers never allocate, lock, throw or log.
+// consumer), the published policy pointer, the per-worker request flags, and counters it reads without
+// synchronisation for display (64-bit aligned loads on x86: a torn value is impossible, a slightly
+// stale one is expected; the same holds for `tagwallctl flows`, which reads the flow tables live).
+// Everything that allocates happens on the control side: the workers never allocate, lock, throw or log.
+//
+// Policy publication (SPEC §6) is RCU (dataplane/publisher.hpp): every worker reads the published
+// pointer at the top of each poll iteration and adopts a new generation there, between bursts, so a
+// packet is decided entirely by one rule set; it reports a quiescent state at the end of each
+// iteration and is offline while it idle-sleeps.  publish() returns once every worker runs the new
+// generation and a grace period has passed, and only then frees the old bundle.
 //
 // The queue plan (decided once, in the constructor, and printed by describe()):
 //   - one worker: it polls queue 0 of every port and transmits on queue 0 of every port;
@@ -39,6 +46,8 @@
 #include "dataplane/config.hpp"
 #include "dataplane/events.hpp"
 #include "dataplane/pipeline.hpp"
+#include "dataplane/policy_bundle.hpp"
+#include "dataplane/publisher.hpp"
 #include "rules/classifier_policy.hpp"
 
 struct rte_mempool;
@@ -83,7 +92,9 @@ struct WorkerCounters {
 struct ApplianceOptions {
     std::string engine = "trie";
     uint32_t generation = 1;
+    std::string policy_file;  // where the first policy came from (PolicyBundle::file)
 };
+
 
 class Appliance {
 public:
@@ -107,6 +118,14 @@ public:
     void stop();
     bool running() const noexcept { return running_; }
 
+    // --- policy and requests (control side; while running, they wait for the workers) ---
+    // Publishes `next` (its generation must differ from the current one's) and frees the old bundle.
+    PublishTiming publish(std::unique_ptr<PolicyBundle> next);
+    const PolicyBundle& policy() const noexcept { return publisher_->policy(); }
+    const std::string& engine() const noexcept { return engine_; }
+    // Asks every worker to empty its connection table; returns how many connections were removed.
+    uint64_t flush_flows();
+
     // What was planned: ports, queues, workers, warnings about fallbacks (one line each).
     std::vector<std::string> describe() const;
     const std::vector<std::string>& warnings() const noexcept { return warnings_; }
@@ -120,7 +139,12 @@ public:
         return workers_[worker]->port_counters[port];
     }
     const std::vector<PortInfo>& ports() const noexcept { return ports_; }
-    const rules::RuleSet& ruleset() const noexcept { return *rules_; }
+    const rules::RuleSet& ruleset() const noexcept { return *policy().rules; }
+    uint64_t events_lost(size_t worker) const noexcept { return workers_[worker]->events->lost(); }
+    unsigned worker_lcore(size_t worker) const noexcept { return workers_[worker]->plan.lcore; }
+    uint32_t worker_generation(size_t worker) const noexcept { return publisher_->seen(static_cast<unsigned>(worker)); }
+    bool rss() const noexcept { return rss_; }
+    bool l2_switch() const noexcept { return l2_switch_; }
     // CLOCK_MONOTONIC nanoseconds when the workers' clock read 0 (events carry the workers' clock).
     uint64_t clock_origin_ns() const noexcept { return clock_origin_ns_; }
 
@@ -133,13 +157,17 @@ private:
         WorkerCounters counters;
         Appliance* owner = nullptr;
         unsigned index = 0;
+        std::atomic<uint64_t> flush_asked{0};  // control increments: empty the connection table
+        std::atomic<uint64_t> flush_done{0};   // worker stores flush_asked's value when done
+        std::atomic<uint64_t> flushed{0};      // connections removed by the last flush
     };
     static int worker_entry(void* arg);
     void run_worker(Worker& w);
     void plan_queues(const ApplianceConfig& config);
     void close_ports() noexcept;
 
-    std::shared_ptr<const rules::RuleSet> rules_;
+    std::unique_ptr<PolicyPublisher> publisher_;
+    std::string engine_;
     std::vector<PortInfo> ports_;
     std::vector<std::unique_ptr<Worker>> workers_;
     std::vector<std::string> warnings_;

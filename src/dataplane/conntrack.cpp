@@ -59,7 +59,7 @@ constexpr FlowState kInitialState[] = {FlowState::tcp_syn_sent, FlowState::udp_u
 
 // --- how a packet is seen ---
 
-enum class Shape : uint8_t { tracked, icmp_error, stateless, no_l4 };
+using Shape = CtShape;
 
 struct Seen {
     Shape shape;
@@ -67,9 +67,11 @@ struct Seen {
 };
 
 Seen shape_of(const ParsedPacket& p) noexcept {
-    if (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) return {Shape::stateless, L4Kind::other};
+    if (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) [[unlikely]]
+        return {Shape::stateless, L4Kind::other};
     const L4Kind kind = l4_kind(p.proto, p.src.family);
-    if (kind != L4Kind::other && !p.l4_present) return {Shape::no_l4, kind};
+    if (kind != L4Kind::other && !p.l4_present) [[unlikely]]
+        return {Shape::no_l4, kind};
     if (kind == L4Kind::icmp) {
         if (p.icmp_error) return {Shape::icmp_error, kind};
         if (!is_echo(p)) return {Shape::stateless, kind};
@@ -106,12 +108,17 @@ void refresh(FlowEntry& e, bool reply, const ParsedPacket& p, uint64_t now) noex
 
 }  // namespace
 
-void ConnTrack::prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept {
+CtProbe ConnTrack::probe(const ParsedPacket& p, uint16_t segment) const noexcept {
+    CtProbe k;
+    k.segment = segment;
     const Seen seen = shape_of(p);
-    if (seen.shape != Shape::tracked) return;
-    const DirectedKey k = key_of(p, segment, seen.kind);
-    if (stage == 0) table_.prefetch_buckets(k.key);
-    else table_.prefetch_entry(k.key);
+    k.shape = seen.shape;
+    k.kind = seen.kind;
+    if (seen.shape == Shape::tracked) {
+        k.key = key_of(p, segment, seen.kind);
+        k.slots = table_.slots_for(k.key.key);
+    }
+    return k;
 }
 
 L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {
@@ -126,34 +133,36 @@ L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {
 
 // --- the owning worker ---
 
-CtResult ConnTrack::track(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept {
-    const Seen seen = shape_of(p);
-    if (seen.shape == Shape::icmp_error) return related(p, segment, now);
-    if (seen.shape != Shape::tracked) return untrackable(seen.shape);
-    const DirectedKey k = key_of(p, segment, seen.kind);
-    const FlowHandle h = table_.lookup(k.key, now);
-    if (h != kNoFlow) return update(h, p, seen.kind, k.src_is_b, now);
-    const L4Update u = tracker(seen.kind).on_miss(p);
+CtResult ConnTrack::track(const ParsedPacket& p, const CtProbe& probe, uint64_t now) noexcept {
+    if (probe.shape != Shape::tracked) [[unlikely]] {
+        if (probe.shape == Shape::icmp_error) return related(p, probe.segment, now);
+        return untrackable(probe.shape);
+    }
+    const DirectedKey& k = probe.key;
+    const FlowHandle h = table_.lookup(k.key, probe.slots, now);
+    if (h != kNoFlow) [[likely]]
+        return update(h, p, probe.kind, k.src_is_b, now);
+    const L4Update u = tracker(probe.kind).on_miss(p);
     if (u.action == L4Action::classify) return {CtAction::classify, Reason::rule, false, kNoFlow};
     return drop(u.reason);
 }
 
-CtResult ConnTrack::create(const ParsedPacket& p, uint16_t segment, const FlowOrigin& origin,
+CtResult ConnTrack::create(const ParsedPacket& p, const CtProbe& probe, const FlowOrigin& origin,
                            uint64_t now) noexcept {
-    const Seen seen = shape_of(p);
-    if (seen.shape == Shape::stateless) return {CtAction::pass, Reason::rule, false, kNoFlow};
-    if (seen.shape != Shape::tracked) return track(p, segment, now);
-    const L4Tracker& t = tracker(seen.kind);
+    if (probe.shape == Shape::stateless) return {CtAction::pass, Reason::rule, false, kNoFlow};
+    if (probe.shape != Shape::tracked) return track(p, probe, now);
+    const L4Tracker& t = tracker(probe.kind);
     if (const L4Update u = t.on_miss(p); u.action != L4Action::classify) return drop(u.reason);
 
-    const DirectedKey k = key_of(p, segment, seen.kind);
-    InsertResult ins = table_.lookup_or_insert(k.key, kInitialState[static_cast<size_t>(seen.kind)], now);
+    const DirectedKey& k = probe.key;
+    const FlowState initial = kInitialState[static_cast<size_t>(probe.kind)];
+    InsertResult ins = table_.lookup_or_insert(k.key, probe.slots, initial, now);
     if (ins.status == InsertStatus::existed) {
-        const CtResult r = update(ins.handle, p, seen.kind, k.src_is_b, now);
+        const CtResult r = update(ins.handle, p, probe.kind, k.src_is_b, now);
         if (r.action != CtAction::classify) return r;
         // The entry was over (a SYN after TIME_WAIT) and update() erased it: open the new connection,
         // which the policy has just allowed.
-        ins = table_.lookup_or_insert(k.key, kInitialState[static_cast<size_t>(seen.kind)], now);
+        ins = table_.lookup_or_insert(k.key, probe.slots, initial, now);
     }
     if (ins.status == InsertStatus::full) return drop(Reason::flow_table_full);
 
@@ -171,7 +180,8 @@ CtResult ConnTrack::update(FlowHandle h, const ParsedPacket& p, L4Kind kind, boo
                            uint64_t now) noexcept {
     FlowEntry& e = table_.entry(h);
     const bool reply = src_is_b != e.initiator_is_b();
-    const L4Update u = tracker(kind).update(e, p, reply);
+    // TCP called directly (the common case, and a direct call the branch predictor need not guess).
+    const L4Update u = kind == L4Kind::tcp ? tcp_update(e, p, reply) : tracker(kind).update(e, p, reply);
     switch (u.action) {
     case L4Action::pass: refresh(e, reply, p, now); return {CtAction::pass, Reason::established, reply, h};
     case L4Action::drop: return drop(u.reason, h, reply);

@@ -50,7 +50,24 @@ struct CtResult {
     FlowHandle handle = kNoFlow;              // the entry it belongs (or, for `related`, refers) to
 };
 
-enum class L4Kind : uint8_t;  // below, with the per-protocol interface
+enum class L4Kind : uint8_t { tcp, udp, icmp, other };  // the per-protocol trackers (below)
+
+// How connection tracking sees a packet: with a connection key (tracked), as an ICMP error (looked up
+// through the header it quotes), stateless (no entry: the policy decides it alone), or without its L4
+// header (a later fragment).
+enum class CtShape : uint8_t { tracked, icmp_error, stateless, no_l4 };
+
+// A packet's connection key, built and hashed once per packet: the worker makes it while it prefetches
+// a burst and hands it to prefetch(), track() and create().  `key` and `slots` are meaningful only when
+// shape == tracked.  It depends on the packet and the table's fixed seed and size only, never on the
+// table's contents, so it stays valid while the other packets of the burst are tracked.
+struct CtProbe {
+    DirectedKey key;
+    FlowTable::Slots slots;
+    uint16_t segment = 0;
+    CtShape shape = CtShape::stateless;
+    L4Kind kind = L4Kind::other;
+};
 
 // What the policy said when it allowed a new connection.
 struct FlowOrigin {
@@ -66,14 +83,30 @@ public:
     explicit ConnTrack(const FlowTableConfig& config = {}) : table_(config) {}
 
     // --- the owning worker only ---
-    CtResult track(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept;
+    CtResult track(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept {
+        return track(p, probe(p, segment), now);
+    }
+    // The same, with the packet's probe (probe(p, segment)) already made.
+    CtResult track(const ParsedPacket& p, const CtProbe& k, uint64_t now) noexcept;
     // Opens the connection `p` starts, after the policy allowed it.  When an entry already exists (an
     // earlier packet of the same burst opened it) `p` is tracked against it instead.  A packet that
     // cannot open a connection gets the verdict track() gave it.
-    CtResult create(const ParsedPacket& p, uint16_t segment, const FlowOrigin& origin, uint64_t now) noexcept;
+    CtResult create(const ParsedPacket& p, uint16_t segment, const FlowOrigin& origin, uint64_t now) noexcept {
+        return create(p, probe(p, segment), origin, now);
+    }
+    CtResult create(const ParsedPacket& p, const CtProbe& k, const FlowOrigin& origin, uint64_t now) noexcept;
     // Burst prefetching (FlowTable::prefetch_*): stage 0 the key's buckets, stage 1 its entry.  Nothing
     // for a packet that has no connection key (stateless ICMP, ICMP errors, later fragments, non-IP).
-    void prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept;
+    void prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept {
+        prefetch(probe(p, segment), stage);
+    }
+    void prefetch(const CtProbe& k, int stage) const noexcept {
+        if (k.shape != CtShape::tracked) return;
+        if (stage == 0) table_.prefetch_buckets(k.slots);
+        else table_.prefetch_entry(k.slots);
+    }
+    // The key of `p` in segment `segment`, hashed (const: reads only the table's seed).
+    CtProbe probe(const ParsedPacket& p, uint16_t segment) const noexcept;
     // Removes a connection (revoked by a new policy, `flows flush`).
     void close(FlowHandle h) noexcept { table_.erase(h); }
     size_t expire(uint64_t now, size_t max_slots) noexcept { return table_.expire(now, max_slots); }
@@ -114,7 +147,6 @@ struct L4Tracker {
     L4Update (*update)(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept;
 };
 
-enum class L4Kind : uint8_t { tcp, udp, icmp, other };
 // The tracker a packet of protocol `proto` in `family` uses (ICMP only in IPv4, ICMPv6 only in IPv6).
 L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept;
 

@@ -7,6 +7,8 @@ namespace tagwall::dataplane {
 namespace {
 
 constexpr uint8_t kTcpCoreFlags = kTcpSyn | kTcpAck | kTcpRst | kTcpFin;
+constexpr uint8_t kTcpFinFlags =
+    tcp_fin_sent_flag(0) | tcp_fin_sent_flag(1) | tcp_fin_acked_flag(0) | tcp_fin_acked_flag(1);
 
 // 32-bit sequence space comparisons (RFC 1982 style).
 constexpr bool seq_lt(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) < 0; }
@@ -127,8 +129,9 @@ L4Update on_rst(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
     return drop(Reason::rst_out_of_window);
 }
 
-// Records what an accepted segment from s tells about both directions.
-void advance(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
+// Records what an accepted segment from s tells about both directions.  Inlined: the established fast
+// path in tcp_update() is mostly this.
+[[gnu::always_inline]] inline void advance(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
     const uint32_t end = segment_end(p);
     if (seq_lt(e.tcp_end[s], end)) e.tcp_end[s] = end;
     if (p.tcp_window > e.tcp_maxwin[s]) e.tcp_maxwin[s] = p.tcp_window;
@@ -170,6 +173,18 @@ void tcp_open(FlowEntry& e, const ParsedPacket& p) noexcept {
 
 L4Update tcp_update(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept {
     const uint8_t f = core_flags(p);
+    // Fast path, the same decisions as the general one below for its commonest case: an ACK (no SYN,
+    // RST or FIN) on an established connection.  It only checks the window and advances it.
+    if (e.state == FlowState::tcp_established && f == kTcpAck && responder_known(e)) [[likely]] {
+        const int s = reply ? 1 : 0, r = 1 - s;
+        if (!seq_in_window(e, p, s, r) || !ack_in_window(e, p, s, r)) return drop(Reason::invalid_tcp_window);
+        advance(e, p, s, r);
+        // An ACK sets no FIN bit, and ESTABLISHED means no FIN was sent: the state stays, unless
+        // the flags say otherwise (they never do; closing_state() is the reference).
+        if (e.flags & kTcpFinFlags) [[unlikely]]
+            e.state = closing_state(e.flags);
+        return pass();
+    }
     if (!flags_valid(f)) return drop(Reason::invalid_tcp_state);
     if (e.state == FlowState::tcp_syn_sent) return in_syn_sent(e, p, reply);
     // Reset before the SYN+ACK (refused or aborted): no window was ever agreed, so only a new SYN

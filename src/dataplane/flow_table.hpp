@@ -211,12 +211,26 @@ public:
     FlowTable(const FlowTable&) = delete;
     FlowTable& operator=(const FlowTable&) = delete;
 
+    // Where a key lives: its two buckets and its signature, from the table's keyed hash.  A pure function
+    // of the key (and the table's fixed seed and size): a caller that looks one key up several times
+    // (prefetch, lookup, insert) computes it once and hands it to the overloads below.
+    struct Slots {
+        size_t first, second;  // bucket indices (distinct)
+        uint32_t sig;          // nonzero
+    };
+    Slots slots_for(const FlowKey& key) const noexcept;
+
     // --- the owning worker only: noexcept, no allocation ---
     // The live entry for `key`, or kNoFlow.  An expired match is freed and reported absent.
-    FlowHandle lookup(const FlowKey& key, uint64_t now) noexcept;
+    FlowHandle lookup(const FlowKey& key, uint64_t now) noexcept { return lookup(key, slots_for(key), now); }
+    FlowHandle lookup(const FlowKey& key, const Slots& s, uint64_t now) noexcept;
     // The live entry for `key`, or a new one (zeroed, keyed, in state `initial`, last_seen = now) that
     // the caller fills in at once; `full` when no room could be made (see eviction above).
-    InsertResult lookup_or_insert(const FlowKey& key, FlowState initial, uint64_t now) noexcept;
+    InsertResult lookup_or_insert(const FlowKey& key, FlowState initial, uint64_t now) noexcept {
+        return lookup_or_insert(key, slots_for(key), initial, now);
+    }
+    // `s` must be slots_for(key).
+    InsertResult lookup_or_insert(const FlowKey& key, const Slots& s, FlowState initial, uint64_t now) noexcept;
     void erase(FlowHandle h) noexcept;
     // Ages at most `max_slots` pool slots, resuming where the previous call stopped, and frees the
     // expired entries among them; returns how many it freed.  Call once per poll iteration.
@@ -226,8 +240,13 @@ public:
     // Burst prefetching (the worker looks a burst's keys up in two passes before deciding any packet,
     // so that each packet's cache misses overlap the others'): the key's two buckets, then the entries
     // whose signature matches in them.  Hints only: nothing is read that a lookup would not read.
-    void prefetch_buckets(const FlowKey& key) const noexcept;
-    void prefetch_entry(const FlowKey& key) const noexcept;
+    void prefetch_buckets(const FlowKey& key) const noexcept { prefetch_buckets(slots_for(key)); }
+    void prefetch_entry(const FlowKey& key) const noexcept { prefetch_entry(slots_for(key)); }
+    void prefetch_buckets(const Slots& s) const noexcept {
+        __builtin_prefetch(&buckets_[s.first]);
+        __builtin_prefetch(&buckets_[s.second]);
+    }
+    void prefetch_entry(const Slots& s) const noexcept;
 
     // --- const: the owning worker, or any thread while the worker is stopped ---
     FlowHandle find(const FlowKey& key, uint64_t now) const noexcept;
@@ -263,11 +282,6 @@ private:
     };
     static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
 
-    struct Slots {
-        size_t first, second;  // bucket indices (distinct)
-        uint32_t sig;          // nonzero
-    };
-    Slots slots_for(const FlowKey& key) const noexcept;
     FlowHandle search(const FlowKey& key, const Slots& s) const noexcept;
     Bucket* emptier_bucket(const Slots& s) noexcept;
     FlowHandle pick_victim(const Slots& s, bool scan_pool, uint64_t now) noexcept;

@@ -36,6 +36,17 @@ uint64_t hash_addr(const std::array<uint8_t, 16>& a, Family f) noexcept {
     return mix64(load64(a.data()) ^ mix64(load64(a.data() + 8) + static_cast<uint64_t>(f)));
 }
 
+// Two MACs compared as a 32- and a 16-bit word, without a call to memcmp.
+bool same_mac(const Mac& x, const Mac& y) noexcept {
+    uint32_t x4, y4;
+    uint16_t x2, y2;
+    std::memcpy(&x4, x.data(), 4);
+    std::memcpy(&y4, y.data(), 4);
+    std::memcpy(&x2, x.data() + 4, 2);
+    std::memcpy(&y2, y.data() + 4, 2);
+    return ((x4 ^ y4) | static_cast<uint32_t>(x2 ^ y2)) == 0;
+}
+
 uint64_t mac_key(uint16_t vlan, const Mac& mac) noexcept {
     uint64_t k = vlan;
     for (uint8_t b : mac) k = k << 8 | b;
@@ -193,11 +204,13 @@ uint32_t IdentityTable::endpoint_by_mac(uint16_t vlan, const Mac& mac) const noe
 }
 
 const IdentityTable::AddrSlot* IdentityTable::find_addr(const IpAddr& a) const noexcept {
+    // The address as two words, compared without a call to memcmp.
+    const uint64_t lo = load64(a.bytes.data()), hi = load64(a.bytes.data() + 8);
     uint64_t i = hash_addr(a.bytes, a.family);
     for (uint32_t probe = 0; probe <= addr_max_probe_; ++probe, ++i) {
         const AddrSlot& s = addr_slots_[i & addr_mask_];
         if (s.endpoint == kExternal) break;
-        if (s.family == a.family && s.addr == a.bytes) return &s;
+        if (s.family == a.family && ((load64(s.addr.data()) ^ lo) | (load64(s.addr.data() + 8) ^ hi)) == 0) return &s;
     }
     return nullptr;
 }
@@ -209,7 +222,7 @@ const IdentityTable::AddrSlot* IdentityTable::find_addr(const IpAddr& a) const n
 IdentityTable::ClaimResult IdentityTable::claim(const IpAddr& a, uint16_t vlan, const Mac& frame_mac) const noexcept {
     if (const AddrSlot* s = find_addr(a)) {
         if (s->vlan != vlan) return {Claim::wrong_segment, s->endpoint};
-        if (s->has_mac ? s->mac != frame_mac : endpoint_by_mac(vlan, frame_mac) != kExternal)
+        if (s->has_mac ? !same_mac(s->mac, frame_mac) : endpoint_by_mac(vlan, frame_mac) != kExternal)
             return {Claim::wrong_mac, s->endpoint};
         return {Claim::bound, s->endpoint};
     }

@@ -4,6 +4,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "dataplane/flow_key.hpp"
 #include "dataplane/parser.hpp"
 
 namespace tagwall::dataplane {
@@ -31,14 +32,30 @@ Pipeline::Pipeline(std::shared_ptr<const IdentityTable> identity,
 void Pipeline::set_policy(std::shared_ptr<const IdentityTable> identity,
                           std::shared_ptr<const rules::PolicyClassifier> classifier, uint32_t generation) {
     if (!identity || !classifier) throw std::invalid_argument("pipeline: no policy");
-    const auto& rules = classifier->ruleset().rules();
-    std::vector<uint8_t> logs(rules.size());
-    for (size_t i = 0; i < rules.size(); ++i) logs[i] = rules[i].log ? 1 : 0;
-    identity_ = std::move(identity);
-    classifier_ = std::move(classifier);
-    rule_logs_ = std::move(logs);
-    rule_hits_.assign(rule_logs_.size(), 0);
-    generation_ = generation;
+    auto bundle = PolicyBundle::make(std::move(classifier), generation, 1, {}, std::move(identity));
+    adopt(*bundle, 0);
+    own_bundle_ = std::move(bundle);  // after adopt: the previous one may be what identity_ pointed into
+}
+
+void Pipeline::adopt(const PolicyBundle& b, size_t worker) noexcept {
+    identity_ = b.identity;      // reference counts only: the bundle keeps every object alive
+    classifier_ = b.classifier;
+    generation_ = b.generation;
+    rule_logs_ = b.rule_logs.data();
+    rule_count_ = b.rule_count();
+    rule_counters_ = worker < b.counters.size() ? b.counters[worker].get() : nullptr;
+    if (rule_counters_ == nullptr) rule_count_ = 0;
+}
+
+uint64_t Pipeline::flush_flows() noexcept {
+    FlowTable& t = ct_.table();
+    uint64_t n = 0;
+    for (FlowHandle h = 0; h < t.capacity(); ++h)
+        if (t.live(h)) {
+            t.erase(h);
+            ++n;
+        }
+    return n;
 }
 
 void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span<Verdict> out) noexcept {
@@ -48,11 +65,15 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
             batch_bad_[i] = parse_frame(std::span<const uint8_t>(f.data, f.length), batch_[i]);
-            if (!batch_bad_[i]) ct_.prefetch(batch_[i], batch_[i].vlan, 0);
+            if (!batch_bad_[i]) {
+                batch_probe_[i] = ct_.probe(batch_[i], batch_[i].vlan);
+                ct_.prefetch(batch_probe_[i], 0);
+            }
         }
         for (size_t i = 0; i < m; ++i)
-            if (!batch_bad_[i]) ct_.prefetch(batch_[i], batch_[i].vlan, 1);
-        for (size_t i = 0; i < m; ++i) out[base + i] = process_parsed(frames[base + i], batch_[i], batch_bad_[i], now);
+            if (!batch_bad_[i]) ct_.prefetch(batch_probe_[i], 1);
+        for (size_t i = 0; i < m; ++i)
+            out[base + i] = process_parsed(frames[base + i], batch_[i], batch_bad_[i], batch_probe_[i], now);
     }
     expire(now);
 }
@@ -64,7 +85,12 @@ void Pipeline::expire(uint64_t now) noexcept {
 
 Verdict Pipeline::finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept {
     ++reasons_[static_cast<size_t>(v.reason)];
-    if (v.rule >= 0 && static_cast<size_t>(v.rule) < rule_hits_.size()) ++rule_hits_[static_cast<size_t>(v.rule)];
+    if (v.rule >= 0 && static_cast<size_t>(v.rule) < rule_count_) {
+        RuleCounter& c = rule_counters_[static_cast<size_t>(v.rule)];
+        ++c.packets;
+        c.bytes += p != nullptr ? p->l3_length : 0;
+        c.last_ns = now_;
+    }
     PortCounters& in = port_counters_[in_port];
     switch (v.action) {
     case rules::Action::allow:
@@ -85,7 +111,7 @@ Verdict Pipeline::finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noex
             ++port_counters_[v.out_port].tx;
         }
         if (events_ != nullptr && v.reason == Reason::rule && v.rule >= 0 &&
-            static_cast<size_t>(v.rule) < rule_logs_.size() && rule_logs_[static_cast<size_t>(v.rule)] != 0)
+            static_cast<size_t>(v.rule) < rule_count_ && rule_logs_[static_cast<size_t>(v.rule)] != 0)
             emit(v, in_port, p);
         break;
     case rules::Action::reject:
@@ -178,10 +204,12 @@ size_t Pipeline::reject_answer(const FrameRef& f, uint64_t now, std::span<uint8_
 Verdict Pipeline::process_one(const FrameRef& f, uint64_t now) noexcept {
     ParsedPacket& p = scratch_;
     const auto bad = parse_frame(std::span<const uint8_t>(f.data, f.length), p);
-    return process_parsed(f, p, bad, now);
+    const CtProbe k = bad ? CtProbe{} : ct_.probe(p, p.vlan);
+    return process_parsed(f, p, bad, k, now);
 }
 
-Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::optional<Reason> bad, uint64_t now) noexcept {
+Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::optional<Reason> bad, const CtProbe& k,
+                                 uint64_t now) noexcept {
     constexpr auto kDrop = rules::Action::drop;
     now_ = now;
     if (f.port >= ports_.size()) {
@@ -195,8 +223,17 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
     const IdentityTable& ids = *identity_;
     if (!ids.segment_known(p.vlan)) return finish({kDrop, Reason::unknown_segment}, f.port, &p);
 
-    const SourceCheck src = ids.check_source(p, ports_[f.port].role);
-    if (!src.ok) return finish({kDrop, src.reason}, f.port, &p);
+    // SpoofGuard on an uplink checks nothing for IP (the segment is known): it only resolves the source,
+    // which decide() does when it needs it.  Everything else goes through check_source().
+    const PortRole role = ports_[f.port].role;
+    const bool uplink_ip = role == PortRole::uplink && (p.kind == PacketKind::ipv4 || p.kind == PacketKind::ipv6);
+    SourceCheck src;
+    if (uplink_ip) [[likely]] {
+        src.ok = true;
+    } else {
+        src = ids.check_source(p, role);
+        if (!src.ok) return finish({kDrop, src.reason}, f.port, &p);
+    }
     if (l2_switch_) learn(p, src, f.port);
     if (p.kind == PacketKind::arp || p.nd || src.infrastructure_only)
         return finish({rules::Action::allow, Reason::arp_nd}, f.port, &p);
@@ -209,7 +246,7 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
         return finish({kDrop, fv.reason}, f.port, &p);
     }
 
-    Verdict v = decide(p, src.identity, now);
+    Verdict v = decide(p, k, uplink_ip ? nullptr : &src.identity, now);
     if (p.fragment) {  // a first fragment: its later fragments follow this decision
         const bool allowed = v.action == rules::Action::allow;
         const FirstDecision d = allowed ? FirstDecision::allow(static_cast<uint32_t>(v.rule))
@@ -222,12 +259,14 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
     return finish(v, f.port, &p);
 }
 
-Verdict Pipeline::decide(const ParsedPacket& p, const rules::Identity& src, uint64_t now) noexcept {
+Verdict Pipeline::decide(const ParsedPacket& p, const CtProbe& k, const rules::Identity* src_or_null,
+                         uint64_t now) noexcept {
     constexpr auto kDrop = rules::Action::drop;
-    const CtResult r = ct_.track(p, p.vlan, now);
+    const CtResult r = ct_.track(p, k, now);
     switch (r.action) {
     case CtAction::pass:
-        if (r.handle != kNoFlow && ct_.table().entry(r.handle).generation != generation_) return reverify(r);
+        if (r.handle != kNoFlow && ct_.table().entry(r.handle).generation != generation_) [[unlikely]]
+            return reverify(r);
         return {rules::Action::allow, r.reason};
     case CtAction::drop: return {kDrop, r.reason};
     case CtAction::classify:
@@ -244,6 +283,7 @@ Verdict Pipeline::decide(const ParsedPacket& p, const rules::Identity& src, uint
     key.icmp_type = p.icmp_type;
     key.icmp_code = p.icmp_code;
     // Both ends resolved once, through the worker's identity table: classify and the new entry share them.
+    const rules::Identity src = src_or_null != nullptr ? *src_or_null : identity_->resolve(p.src);
     const rules::Identity dst = identity_->resolve(p.dst);
     const rules::Decision d = classifier_->classify(key, src, dst);
     if (d.reason == rules::DecisionReason::unknown_segment) return {kDrop, Reason::unknown_segment};
@@ -256,28 +296,14 @@ Verdict Pipeline::decide(const ParsedPacket& p, const rules::Identity& src, uint
     origin.generation = generation_;
     origin.src_identity = src.identity_class;
     origin.dst_identity = dst.identity_class;
-    const CtResult c = ct_.create(p, p.vlan, origin, now);
+    const CtResult c = ct_.create(p, k, origin, now);
     if (c.action == CtAction::pass) return {rules::Action::allow, why, d.rule};
     return {kDrop, c.reason};
 }
 
 Verdict Pipeline::reverify(const CtResult& r) noexcept {
     FlowEntry& e = ct_.table().entry(r.handle);
-    const bool b_opened = e.initiator_is_b();
-    const rules::Family fam = e.key.family;
-    rules::PacketKey key;
-    key.vlan = e.key.vlan;
-    key.proto = e.key.proto;
-    key.src.family = key.dst.family = fam;
-    key.src.bytes = b_opened ? e.key.addr_b : e.key.addr_a;
-    key.dst.bytes = b_opened ? e.key.addr_a : e.key.addr_b;
-    const bool icmp = (fam == rules::Family::v4 && key.proto == 1) || (fam == rules::Family::v6 && key.proto == 58);
-    if (icmp) {
-        key.icmp_type = fam == rules::Family::v4 ? 8 : 128;  // only echo exchanges have entries
-    } else {
-        key.sport = b_opened ? e.key.port_b : e.key.port_a;
-        key.dport = b_opened ? e.key.port_a : e.key.port_b;
-    }
+    const rules::PacketKey key = initiator_key(e);
     const rules::Identity src = identity_->resolve(key.src);
     const rules::Identity dst = identity_->resolve(key.dst);
     const rules::Decision d = classifier_->classify(key, src, dst);

@@ -61,6 +61,7 @@
 #include "dataplane/identity.hpp"
 #include "dataplane/mac_table.hpp"
 #include "dataplane/packet.hpp"
+#include "dataplane/policy_bundle.hpp"
 #include "dataplane/reasons.hpp"
 #include "dataplane/reject.hpp"
 #include "rules/classifier_policy.hpp"
@@ -126,6 +127,13 @@ public:
     void set_policy(std::shared_ptr<const IdentityTable> identity,
                     std::shared_ptr<const rules::PolicyClassifier> classifier, uint32_t generation);
 
+    // --- the owning worker, between bursts: a published generation (appliance.hpp's RCU).  No
+    //     allocation: it takes references to what `bundle` holds (the bundle outlives them until the
+    //     RCU grace period) and counts rules into bundle.counters[worker]. ---
+    void adopt(const PolicyBundle& bundle, size_t worker) noexcept;
+    // Empties the connection table (`tagwallctl flows flush`); returns how many connections it held.
+    uint64_t flush_flows() noexcept;
+
     // --- the owning worker only: noexcept, no allocation ---
     // Decides every frame of a burst; `out` must hold at least frames.size() verdicts.  `now` is in ns
     // (any monotonic clock; replay uses the pcap timestamps).  Frames are taken kBatch at a time: all
@@ -156,18 +164,23 @@ public:
     uint32_t generation() const noexcept { return generation_; }
     uint64_t flooded() const noexcept { return flooded_; }
     // Per rule of the current policy: packets it decided (a new connection, a drop or reject by the
-    // rule, a revocation); established packets are not counted.  Reset by set_policy().
-    const std::vector<uint64_t>& rule_hits() const noexcept { return rule_hits_; }
+    // rule, a revocation); established packets are not counted.  Per policy generation: a new one
+    // starts from zero (its bundle's counters).
+    std::span<const RuleCounter> rule_counters() const noexcept { return {rule_counters_, rule_count_}; }
     uint64_t revoked() const noexcept { return reasons_[static_cast<size_t>(Reason::revoked)]; }
     const MacTable& mac_table() const noexcept { return macs_; }
     const ConnTrack& conntrack() const noexcept { return ct_; }
     const FragmentTable& fragments() const noexcept { return frags_; }
 
 private:
-    // Steps 2-8 for a frame parse_frame() already read into `p` (`bad`: its verdict on the frame).
-    Verdict process_parsed(const FrameRef& frame, ParsedPacket& p, std::optional<Reason> bad, uint64_t now) noexcept;
-    // Steps 6-7 for a packet that passed SpoofGuard; `src` is its source identity.
-    Verdict decide(const ParsedPacket& p, const rules::Identity& src, uint64_t now) noexcept;
+    // Steps 2-8 for a frame parse_frame() already read into `p` (`bad`: its verdict on the frame), with
+    // its connection probe `k` (ConnTrack::probe; made only when the frame parsed).
+    Verdict process_parsed(const FrameRef& frame, ParsedPacket& p, std::optional<Reason> bad, const CtProbe& k,
+                           uint64_t now) noexcept;
+    // Steps 6-7 for a packet that passed SpoofGuard; `src` is its source identity, or nullptr when it
+    // arrived on an uplink, where SpoofGuard only resolves the source address: that is done here, and
+    // only when the policy is asked (an established packet never needs it).
+    Verdict decide(const ParsedPacket& p, const CtProbe& k, const rules::Identity* src, uint64_t now) noexcept;
     // Step 6's re-verification of the entry behind `r` (its generation is older than ours).
     Verdict reverify(const CtResult& r) noexcept;
     // Counts the verdict and picks its out_port; `p` is the parsed frame, or nullptr when it did not parse.
@@ -186,14 +199,17 @@ private:
     RejectLimiter limiter_;
     bool l2_switch_ = false;
     EventRing* events_ = nullptr;
-    std::vector<uint8_t> rule_logs_;  // per rule of the current policy: `log: true`
-    std::vector<uint64_t> rule_hits_;
+    std::unique_ptr<PolicyBundle> own_bundle_;  // set_policy's (a published bundle belongs to the appliance)
+    const uint8_t* rule_logs_ = nullptr;        // per rule of the current policy: `log: true`
+    RuleCounter* rule_counters_ = nullptr;
+    size_t rule_count_ = 0;
     size_t expire_budget_ = 16;
     uint64_t now_ = 0;                // of the frame being processed
     uint64_t flooded_ = 0;
     ParsedPacket scratch_{};
     std::array<ParsedPacket, kBatch> batch_{};
     std::array<std::optional<Reason>, kBatch> batch_bad_{};
+    std::array<CtProbe, kBatch> batch_probe_{};
     std::array<uint64_t, kReasonCount> reasons_{};
     VerdictCounters verdicts_{};
     uint64_t unknown_port_ = 0;

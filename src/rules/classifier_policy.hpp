@@ -48,6 +48,7 @@ public:
     // block is full (priority_stride); the result says which happened.
     RetagResult retag(uint32_t endpoint, Tags tags);
     const RuleSet& ruleset() const noexcept { return *rules_; }
+    const std::shared_ptr<const RuleSet>& ruleset_ptr() const noexcept { return rules_; }
     const Classifier& engine() const noexcept { return *engine_; }
     size_t field_rule_count() const noexcept { return field_rules_; }
 
