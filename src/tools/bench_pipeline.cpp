@@ -16,6 +16,7 @@
 #include <random>
 #include <span>
 #include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include <fmt/format.h>
@@ -27,6 +28,8 @@
 #include "dataplane/hash.hpp"
 #include "dataplane/parser.hpp"
 #include "dataplane/pipeline.hpp"
+#include "dataplane/publisher.hpp"
+#include "rules/policy_loader.hpp"
 #include "tools/bench_pipeline_traffic.hpp"
 
 namespace tagwall::tools {
@@ -160,6 +163,7 @@ ScenarioResult run_new_flow(Context& c);
 std::pair<std::optional<ScenarioResult>, std::optional<ScenarioResult>> run_established_and_baseline(
     Context& c, bool established, bool baseline);
 ScenarioResult run_memory(Context& c);
+int run_swap(Context& c, bool hugepages);
 void check_allowed(const ScenarioResult& r, std::string_view what, const dataplane::VerdictCounters& v,
                    const Reasons& reasons);
 void print_json(const Context& c, const std::vector<ScenarioResult>& results, bool hugepages);
@@ -176,6 +180,10 @@ int run_pipeline_bench(const PipelineBenchOptions& o) {
 
     Context c{o, traffic::load_policy(o.policy_path, o.engine), {}, {}};
     c.traffic = traffic::discover_services(c.policy);
+    if (o.scenario == "swap") {
+        check_flow_count(c.traffic, o.flows, "swap --flows");
+        return run_swap(c, eal.hugepages);
+    }
     const bool est = all || o.scenario == "established", base = all || o.scenario == "baseline";
     const bool new_flow = all || o.scenario == "new-flow", memory = all || o.scenario == "memory";
     // Every scenario's flow count first, so that a run does not fail half-way.
@@ -402,6 +410,157 @@ std::pair<std::optional<ScenarioResult>, std::optional<ScenarioResult>> run_esta
         out.second = std::move(base);
     }
     return out;
+}
+
+// --- swap: the established traffic while policies are published (see the header) ---
+
+// As pipeline_pass, with the worker loop's RCU duties around each burst.
+void rcu_pass(Pipeline& pipe, dataplane::PolicyPublisher& pub, FrameBuffer& frames, uint64_t packets,
+              const TscClock& clock, Segments* seg = nullptr) noexcept {
+    std::array<Verdict, kPipelineBurst> out;
+    const FrameRef* refs = frames.refs();
+    size_t at = 0;
+    for (uint64_t done = 0; done < packets;) {
+        const dataplane::PolicyBundle* b = pub.current();
+        if (b->generation != pipe.generation()) {
+            pipe.adopt(*b, 0);
+            pub.adopted(0, b->generation);
+        }
+        const size_t n = std::min({kPipelineBurst, static_cast<size_t>(packets - done), frames.size() - at});
+        pipe.process(std::span<const FrameRef>(refs + at, n), clock.now(), out);
+        pub.quiescent(0);
+        if (seg) seg->count(n);
+        at += n;
+        if (at == frames.size()) at = 0;
+        done += n;
+    }
+}
+
+double percentile(std::vector<double> v, double q) {
+    if (v.empty()) return 0;
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5))];
+}
+
+int run_swap(Context& c, bool hugepages) {
+    const PipelineBenchOptions& o = c.o;
+    // What a load costs before anything is published: parse, compile, classifier, identity table.
+    const auto t0 = Clock::now();
+    const auto loaded = rules::load_policy_or_throw(o.policy_path);
+    const auto t1 = Clock::now();
+    const auto compiled = rules::RuleSet::compile(loaded);
+    const auto t2 = Clock::now();
+    auto classifier = std::make_shared<const rules::PolicyClassifier>(compiled, o.engine);
+    const auto t3 = Clock::now();
+    auto first = dataplane::PolicyBundle::make(classifier, 1, 1, o.policy_path);
+    const auto t4 = Clock::now();
+    auto ms = [](Clock::time_point a, Clock::time_point b) {
+        return std::chrono::duration<double, std::milli>(b - a).count();
+    };
+    const double load_ms = ms(t0, t1), compile_ms = ms(t1, t2), classifier_ms = ms(t2, t3), identity_ms = ms(t3, t4);
+
+    traffic::verify_flows(c.policy, c.traffic, o.flows, o.seed);
+    const uint32_t capacity = default_capacity(o, o.flows);
+    const uint64_t per_pass = o.packets != 0 ? o.packets : 2 * uint64_t{o.flows};
+    const auto frames = ack_frames(c, o.flows);
+    dataplane::PolicyPublisher pub(std::move(first), 1);
+    auto pipe = make_pipeline(c, capacity);
+    pipe->adopt(pub.policy(), 0);
+    pub.register_worker(0);
+    {
+        FrameBuffer chunk(3 * kHandshakeChunk, o.stride);
+        handshake(c, *pipe, o.flows, chunk);
+    }
+    rcu_pass(*pipe, pub, *frames, per_pass, c.clock);  // warm-up
+    const dataplane::VerdictCounters v0 = pipe->verdict_counters();
+    const uint64_t revoked0 = pipe->revoked();
+
+    ScenarioResult steady = base_result("steady", o.flows, capacity), swapping = base_result("swapping", o.flows, capacity);
+    std::vector<double> publish_ms, ack_ms, grace_ms;
+    std::atomic<bool> swap_on{false}, quit{false};
+    uint32_t generation = 1;
+    // The control thread: while swap_on, a new generation of the same policy every 1/swap_hz seconds.
+    std::thread control([&] {
+        const auto period = std::chrono::duration<double>(1.0 / o.swap_hz);
+        auto next = Clock::now();
+        while (!quit.load()) {
+            if (!swap_on.load()) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(1));
+                next = Clock::now() + std::chrono::duration_cast<Clock::duration>(period);
+                continue;
+            }
+            if (Clock::now() < next) {
+                std::this_thread::sleep_for(std::chrono::microseconds(200));
+                continue;
+            }
+            next += std::chrono::duration_cast<Clock::duration>(period);
+            const dataplane::PublishTiming t =
+                pub.publish(dataplane::PolicyBundle::make(classifier, ++generation, 1, o.policy_path, c.policy.identity), true);
+            publish_ms.push_back(t.publish_ms);
+            ack_ms.push_back(t.ack_ms);
+            grace_ms.push_back(t.grace_ms);
+        }
+    });
+    Segments seg(per_pass);
+    // Swapping passes must last long enough to see several publications.
+    const double min_swap_seconds = std::max(o.min_seconds, 5.0 / o.swap_hz);
+    // Steady passes first, then the swapping passes in one block (publications at a steady rate).
+    while (more_passes(steady.m, o))
+        timed(steady.m, seg, per_pass, [&] { rcu_pass(*pipe, pub, *frames, per_pass, c.clock, &seg); });
+    swap_on = true;
+    while (swapping.m.passes < o.iterations || swapping.m.seconds < min_swap_seconds)
+        timed(swapping.m, seg, per_pass, [&] { rcu_pass(*pipe, pub, *frames, per_pass, c.clock, &seg); });
+    swap_on = false;
+    quit = true;
+    control.join();
+    pub.unregister_worker(0);
+    const dataplane::VerdictCounters v = minus(pipe->verdict_counters(), v0);
+    const uint64_t revoked = pipe->revoked() - revoked0;
+    if (v.drop + v.reject != 0 || revoked != 0)
+        throw std::runtime_error(fmt::format("swap: {} packets dropped, {} rejected, {} revoked: re-publishing the same "
+                                             "policy must not change a verdict",
+                                             v.drop, v.reject, revoked));
+    const double ratio = steady.m.median_mpps() > 0 ? swapping.m.median_mpps() / steady.m.median_mpps() : 0;
+    const double ratio_wall = steady.m.mpps() > 0 ? swapping.m.mpps() / steady.m.mpps() : 0;
+    if (o.json) {
+        nlohmann::json j = {{"scenario", "swap"},
+                            {"rules", c.policy.rules->rules().size()},
+                            {"flows", o.flows},
+                            {"swap_hz", o.swap_hz},
+                            {"publications", publish_ms.size()},
+                            {"load_ms", load_ms},
+                            {"compile_ms", compile_ms},
+                            {"classifier_ms", classifier_ms},
+                            {"identity_ms", identity_ms},
+                            {"publish_ms", {{"p50", percentile(publish_ms, 0.5)}, {"p99", percentile(publish_ms, 0.99)},
+                                            {"max", percentile(publish_ms, 1)}}},
+                            {"ack_ms", {{"p50", percentile(ack_ms, 0.5)}, {"p99", percentile(ack_ms, 0.99)},
+                                        {"max", percentile(ack_ms, 1)}}},
+                            {"grace_ms", {{"p50", percentile(grace_ms, 0.5)}, {"p99", percentile(grace_ms, 0.99)},
+                                          {"max", percentile(grace_ms, 1)}}},
+                            {"steady_mpps_median", steady.m.median_mpps()},
+                            {"swapping_mpps_median", swapping.m.median_mpps()},
+                            {"steady_mpps", steady.m.mpps()},
+                            {"swapping_mpps", swapping.m.mpps()},
+                            {"swapping_vs_steady", ratio},
+                            {"swapping_vs_steady_wall", ratio_wall},
+                            {"hugepages", hugepages}};
+        fmt::print("{}\n", j.dump());
+        return 0;
+    }
+    fmt::print("policy      {}: {} rules, engine {}; {} flows established\n", o.policy_path,
+               c.policy.rules->rules().size(), o.engine, o.flows);
+    fmt::print("load        {:.1f} ms parse + {:.1f} ms compile + {:.1f} ms classifier + {:.1f} ms identity table\n",
+               load_ms, compile_ms, classifier_ms, identity_ms);
+    fmt::print("publish     {} publications at {} Hz: publish p50 {:.3f} ms; acknowledged p50 {:.3f} / p99 {:.3f} / "
+               "max {:.3f} ms; grace p50 {:.3f} ms\n",
+               publish_ms.size(), o.swap_hz, percentile(publish_ms, 0.5), percentile(ack_ms, 0.5),
+               percentile(ack_ms, 0.99), percentile(ack_ms, 1), percentile(grace_ms, 0.5));
+    fmt::print("throughput  steady {:.2f} Mpps median ({:.2f} wall); swapping {:.2f} Mpps median ({:.2f} wall); "
+               "ratio {:.3f} (wall {:.3f})\n",
+               steady.m.median_mpps(), steady.m.mpps(), swapping.m.median_mpps(), swapping.m.mpps(), ratio, ratio_wall);
+    fmt::print("hugepages   {}\n", hugepages ? "yes" : "no");
+    return 0;
 }
 
 // Every packet a SYN of a new connection, each pass into a fresh pipeline (built untimed).

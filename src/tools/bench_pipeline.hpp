@@ -28,6 +28,13 @@
 //   memory       M flows (default 1M) established and one pass of ACKs; the process RSS and the EAL
 //                heap are read after the pipeline's construction and after the traffic (the flow
 //                table is allocated at start: growth should be ~0)
+//   swap         (not part of `all`) the established traffic through a worker that checks for a new
+//                policy generation before every burst, as the appliance's worker does (RCU,
+//                dataplane/publisher.hpp), in passes that alternate: "steady" (nothing published) and
+//                "swapping" (a control thread publishes a new generation of the same policy --swap-hz
+//                times a second, so every flow is re-verified on its next packet after each one); the
+//                ratio swapping / steady, each publication's phases (publish, acknowledged, grace:
+//                p50/p99/max), and the policy's load and compile times
 // The established and baseline passes alternate while both need more; the baseline (~20x faster, so
 // it needs many more passes to fill its minimum time) then goes on alone, its frames warm in the cache.
 //
@@ -44,7 +51,7 @@ namespace tagwall::tools {
 
 struct PipelineBenchOptions {
     std::string policy_path;
-    std::string scenario = "all";   // established | new-flow | baseline | memory | all
+    std::string scenario = "all";   // established | new-flow | baseline | memory | all | swap
     std::string engine = "trie";
     uint32_t flows = 100'000;       // established / baseline: concurrent flows
     uint64_t packets = 0;           // packets per timed pass; 0: established/baseline 2 x flows,
@@ -56,6 +63,7 @@ struct PipelineBenchOptions {
     double min_seconds = 0.5;       // ...and more until this much was measured
     unsigned stride = 64;           // bytes between frames: 64 or 128
     uint64_t seed = 1;              // traffic order, ISNs and the flow tables' hash seed
+    double swap_hz = 10;            // swap: policy publications per second during the swapping passes
     bool json = false;
     dataplane::EalOptions eal;      // hugepages when available (automatic), unless told otherwise
 };

@@ -367,7 +367,9 @@ int run_pipeline_command(const std::vector<std::string>& args) {
     opts.add_options()
         ("help,h", "show this help")
         ("policy,p", po::value<std::string>(), "policy.yaml (scripts/gen-policy.py makes large ones)")
-        ("scenario,s", po::value<std::string>()->default_value("all"), "established | new-flow | baseline | memory | all")
+        ("scenario,s", po::value<std::string>()->default_value("all"),
+         "established | new-flow | baseline | memory | all | swap")
+        ("swap-hz", po::value<double>()->default_value(10), "swap: policy publications per second")
         ("flows,f", po::value<uint32_t>()->default_value(100000), "established/baseline: concurrent flows")
         ("packets", po::value<uint64_t>()->default_value(0),
          "packets per timed pass (0: established/baseline 2 x flows, new-flow 1000000)")
@@ -394,9 +396,10 @@ int run_pipeline_command(const std::vector<std::string>& args) {
     tagwall::tools::PipelineBenchOptions o;
     o.policy_path = vm["policy"].as<std::string>();
     o.scenario = vm["scenario"].as<std::string>();
-    static const std::vector<std::string> kScenarios{"established", "new-flow", "baseline", "memory", "all"};
+    static const std::vector<std::string> kScenarios{"established", "new-flow", "baseline", "memory", "all", "swap"};
     if (std::find(kScenarios.begin(), kScenarios.end(), o.scenario) == kScenarios.end())
-        return usage_error(fmt::format("pipeline: unknown scenario '{}' (established, new-flow, baseline, memory or all)",
+        return usage_error(fmt::format("pipeline: unknown scenario '{}' (established, new-flow, baseline, memory, all "
+                                       "or swap)",
                                        o.scenario));
     o.engine = vm["engine"].as<std::string>();
     const auto engines = tagwall::rules::classifier_engines();
@@ -412,6 +415,8 @@ int run_pipeline_command(const std::vector<std::string>& args) {
     o.stride = vm["stride"].as<unsigned>();
     o.seed = vm["seed"].as<uint64_t>();
     o.json = vm.count("json") > 0;
+    o.swap_hz = vm["swap-hz"].as<double>();
+    if (!(o.swap_hz > 0 && o.swap_hz <= 10000)) return usage_error("pipeline: --swap-hz must be in (0, 10000]");
     constexpr uint32_t kMaxFlows = 1u << 27;
     if (o.flows == 0 || o.flows > kMaxFlows) return usage_error("pipeline: --flows must be 1..134217728");
     if (o.memory_flows == 0 || o.memory_flows > kMaxFlows)
