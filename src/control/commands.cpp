@@ -223,27 +223,46 @@ std::vector<std::string> error_lines(const rules::Diagnostics& d) {
     return out;
 }
 
-// The live connections `next` would not allow (dry run), at most `limit` listed.
-json would_cut(CommandContext& ctx, const rules::PolicyClassifier& next, size_t limit, size_t& checked) {
-    json list = json::array();
-    const auto& rs = next.ruleset();
+// The dry run: every live connection judged by `next`.  Lists those it would cut (at most `limit`),
+// and per rule how many live connections it decides now and would decide under `next` (only rules
+// whose count would change).
+struct DryRun {
+    json cut = json::array();
+    size_t cut_count = 0;
+    size_t checked = 0;
+    json rule_changes = json::array();
+};
+
+DryRun judge_live_connections(CommandContext& ctx, const rules::PolicyClassifier& next, size_t limit) {
+    DryRun out;
+    const auto& now_rules = *ctx.appliance.policy().rules;
+    const auto& next_rules = next.ruleset();
+    const uint32_t generation = ctx.appliance.policy().generation;
+    std::map<std::string, std::pair<uint64_t, uint64_t>> by_rule;  // id -> (now, next)
     const uint64_t now = worker_now_ns(ctx);
-    checked = 0;
     for (size_t w = 0; w < ctx.appliance.worker_count(); ++w) {
         const auto& table = ctx.appliance.pipeline(w).conntrack().table();
         table.for_each([&](dp::FlowHandle h, const dp::FlowEntry& e) {
             if (table.expired(e, now)) return;
-            ++checked;
-            const rules::PacketKey k = dp::initiator_key(e);
-            const rules::Decision d = next.classify(k);
-            if (d.action == rules::Action::allow || list.size() >= limit) return;
-            json f = flow_json(ctx, *ctx.appliance.policy().rules, w, h, e, now);
+            ++out.checked;
+            if (e.generation == generation && e.rule_index >= 0 &&
+                static_cast<size_t>(e.rule_index) < now_rules.rules().size())
+                ++by_rule[now_rules.rules()[static_cast<size_t>(e.rule_index)].id].first;
+            const rules::Decision d = next.classify(dp::initiator_key(e));
+            if (d.rule >= 0) ++by_rule[next_rules.rules()[static_cast<size_t>(d.rule)].id].second;
+            if (d.action == rules::Action::allow) return;
+            ++out.cut_count;
+            if (out.cut.size() >= limit) return;
+            json f = flow_json(ctx, now_rules, w, h, e, now);
             f["new_action"] = rules::action_name(d.action);
-            f["new_rule"] = d.rule >= 0 ? json(rs.rules()[static_cast<size_t>(d.rule)].id) : json(nullptr);
-            list.push_back(std::move(f));
+            f["new_rule"] = d.rule >= 0 ? json(next_rules.rules()[static_cast<size_t>(d.rule)].id) : json(nullptr);
+            out.cut.push_back(std::move(f));
         });
     }
-    return list;
+    for (const auto& [id, counts] : by_rule)
+        if (counts.first != counts.second)
+            out.rule_changes.push_back({{"rule", id}, {"connections_now", counts.first}, {"connections_after", counts.second}});
+    return out;
 }
 
 // `flows [segment=S proto=P addr=A port=N rule=R]`: live connections of every worker, at most 1000 shown.
@@ -456,16 +475,15 @@ nlohmann::json load_policy(CommandContext& ctx, const std::string& file, bool dr
     }
     const double compile_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     if (dry_run) {
-        size_t checked = 0;
-        json cut = would_cut(ctx, *classifier, 1000, checked);
-        const size_t n = cut.size();
+        DryRun d = judge_live_connections(ctx, *classifier, 1000);
         return ok({{"dry_run", true},
                    {"file", file},
                    {"rules", classifier->ruleset().rules().size()},
                    {"compile_ms", compile_ms},
-                   {"checked", checked},
-                   {"would_cut_count", n},
-                   {"would_cut", std::move(cut)}});
+                   {"checked", d.checked},
+                   {"would_cut_count", d.cut_count},
+                   {"would_cut", std::move(d.cut)},
+                   {"rule_changes", std::move(d.rule_changes)}});
     }
     const uint32_t generation = ctx.appliance.policy().generation + 1;
     auto bundle = dp::PolicyBundle::make(std::move(classifier), generation, ctx.appliance.worker_count(), file);

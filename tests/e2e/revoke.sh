@@ -36,10 +36,22 @@ client_pid=$!
 sleep 1.5
 _e2e_same "$(alive "$client_pid") $(alive "$server_pid")" "running running" "the tcp/5001 connection is up and sending"
 
+# An operator following the events (tagwallctl events --follow) sees the revocation as it happens.
+"$CTL" --socket "$LAB_DIR/tagwall.sock" --json events --follow >"$SCRATCH/follow.out" 2>&1 &
+follow_pid=$!
+
 # 2. The dry run names it and changes nothing.
 ctl --json policy load --dry-run "$SCRATCH/revoke.yaml" >"$SCRATCH/dry.out" 2>&1 || true
 _e2e_same "$(has '"responder": *"198\.18\.0\.2:5001"' "$SCRATCH/dry.out")" yes \
     "policy load --dry-run lists the tcp/5001 connection it would cut"
+changes=$(/usr/bin/python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+r = r.get("result", r)
+print(" ".join(sorted("%s:%d>%d" % (c["rule"], c["connections_now"], c["connections_after"]) for c in r["rule_changes"])))
+' "$SCRATCH/dry.out" 2>&1) || true
+_e2e_same "$changes" "no-more-transfer:0>1 wire-transfer:1>0" \
+    "policy load --dry-run: the rules whose connection counts would change (got: $changes)"
 sleep 0.5
 _e2e_same "$(alive "$client_pid")" running "after the dry run the connection still runs"
 
@@ -56,6 +68,9 @@ _e2e_same "$(alive "$server_pid")" gone "the server's end is closed (RST) too"
 kill "$client_pid" "$server_pid" 2>/dev/null || true
 expect_event "the connection revoked by no-more-transfer" verdict=reject reason=revoked rule=no-more-transfer dport=5001
 expect_tcp client "$SERVER" 5001 refused
+sleep 0.5
+kill "$follow_pid" 2>/dev/null || true
+_e2e_same "$(has '"reason":"revoked"' "$SCRATCH/follow.out")" yes "tagwallctl events --follow showed the revocation"
 
 # 4. Re-tagging: the server loses the `servers` group, so ping (wire-ping: clients -> servers) stops.
 expect_ping client "$SERVER" reply
