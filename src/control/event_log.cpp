@@ -145,7 +145,7 @@ std::vector<std::pair<std::string, uint64_t>> EventLimiter::take_suppressed(cons
     std::vector<std::pair<std::string, uint64_t>> out;
     for (auto& [key, b] : buckets_) {
         if (b.suppressed == 0) continue;
-        std::string name = key >= 0 ? "rule " + rule_id(rules, static_cast<int32_t>(key))
+        std::string name = key >= 0 ? fmt::format("rule {}", rule_id(rules, static_cast<int32_t>(key)))
                                     : std::string(dataplane::kReasons[static_cast<size_t>(-1 - key)].counter);
         out.emplace_back(std::move(name), b.suppressed);
         b.suppressed = 0;

@@ -41,14 +41,6 @@ bool same_key(const FlowKey& x, const FlowKey& y) noexcept {
     return diff == 0;
 }
 
-// Bit i set when sig[i] == sig: eight compares without branches (the compiler makes them vector ones).
-template <class Bucket>
-unsigned match_mask(const Bucket& b, uint32_t sig) noexcept {
-    unsigned m = 0;
-    for (size_t i = 0; i < b.sig.size(); ++i) m |= static_cast<unsigned>(b.sig[i] == sig) << i;
-    return m;
-}
-
 }  // namespace
 
 // --- keys ---
@@ -155,8 +147,9 @@ FlowHandle FlowTable::lookup(const FlowKey& key, const Slots& s, uint64_t now) n
 void FlowTable::prefetch_entry(const Slots& s) const noexcept {
     for (const size_t b : {s.first, s.second}) {
         const Bucket& bucket = buckets_[b];
-        if (const unsigned m = match_mask(bucket, s.sig); m != 0) {
-            const auto* e = reinterpret_cast<const char*>(&entries_[bucket.entry[std::countr_zero(m)]]);
+        for (size_t i = 0; i < kBucketSlots; ++i) {
+            if (bucket.sig[i] != s.sig) continue;
+            const auto* e = reinterpret_cast<const char*>(&entries_[bucket.entry[i]]);
             __builtin_prefetch(e);
             __builtin_prefetch(e + 64);
             return;
@@ -197,8 +190,8 @@ InsertResult FlowTable::lookup_or_insert(const FlowKey& key, const Slots& s, Flo
         bucket = emptier_bucket(s);
     }
     const FlowHandle h = free_[--free_top_];
-    // emptier_bucket() returned a bucket with a free slot: take the first.
-    const auto slot = static_cast<size_t>(std::countr_zero(match_mask(*bucket, 0)));
+    size_t slot = 0;
+    while (bucket->sig[slot] != 0) ++slot;  // emptier_bucket() returned a bucket with a free slot
     bucket->sig[slot] = s.sig;
     bucket->entry[slot] = h;
 
@@ -309,16 +302,18 @@ FlowTable::Slots FlowTable::slots_for(const FlowKey& key) const noexcept {
 FlowHandle FlowTable::search(const FlowKey& key, const Slots& s) const noexcept {
     for (const size_t b : {s.first, s.second}) {
         const Bucket& bucket = buckets_[b];
-        for (unsigned m = match_mask(bucket, s.sig); m != 0; m &= m - 1) {
-            const uint32_t h = bucket.entry[static_cast<size_t>(std::countr_zero(m))];
-            if (same_key(entries_[h].key, key)) return h;
-        }
+        for (size_t i = 0; i < kBucketSlots; ++i)
+            if (bucket.sig[i] == s.sig && same_key(entries_[bucket.entry[i]].key, key)) return bucket.entry[i];
     }
     return kNoFlow;
 }
 
 FlowTable::Bucket* FlowTable::emptier_bucket(const Slots& s) noexcept {
-    auto free_slots = [](const Bucket& b) noexcept { return std::popcount(match_mask(b, 0)); };
+    auto free_slots = [](const Bucket& b) noexcept {
+        size_t n = 0;
+        for (size_t i = 0; i < kBucketSlots; ++i) n += b.sig[i] == 0;
+        return n;
+    };
     Bucket& first = buckets_[s.first];
     Bucket& second = buckets_[s.second];
     const size_t f = free_slots(first), g = free_slots(second);

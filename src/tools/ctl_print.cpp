@@ -241,8 +241,8 @@ std::string describe_event_line(const json& e) {
                                                 : fmt::format("{}:{}", a, str(e, port));
     };
     std::string service = str(e, "proto");
-    if (!at(e, "dport").is_null()) service += "/" + str(e, "dport");
-    else if (!at(e, "icmp_type").is_null()) service += "/type " + str(e, "icmp_type");
+    if (!at(e, "dport").is_null()) service = fmt::format("{}/{}", service, str(e, "dport"));
+    else if (!at(e, "icmp_type").is_null()) service = fmt::format("{}/type {}", service, str(e, "icmp_type"));
     return fmt::format("{} {:<6} {} -> {} {} {}/{}", str(e, "time"), str(e, "verdict"), end("src", "sport"),
                        end("dst", "dport"), service, str(e, "rule"), str(e, "reason"));
 }
@@ -259,7 +259,10 @@ std::string cell(const json& v) {
         case json::value_t::array: {
             if (v.empty()) return "-";
             std::string out;
-            for (const auto& x : v) out += (out.empty() ? "" : ",") + cell(x);
+            for (const auto& x : v) {
+                if (!out.empty()) out += ',';
+                out += cell(x);
+            }
             return out;
         }
         case json::value_t::object: return tags_text(v);

@@ -215,7 +215,7 @@ Plan plan_endpoint(const std::vector<std::string>& args) {
     }
     if (action != "tag" && action != "untag")
         throw UsageError(fmt::format("endpoint: unknown action '{}' (list, tag or untag)", action));
-    const std::string cmd = "endpoint " + action;
+    const std::string cmd = fmt::format("endpoint {}", action);
     if (a.words.size() < 2) throw UsageError(fmt::format("{}: which endpoint? (tagwallctl {} NAME ...)", cmd, cmd));
     if (a.words.size() < 3)
         throw UsageError(fmt::format("{}: which tags? (tagwallctl {} NAME {})", cmd, cmd,
