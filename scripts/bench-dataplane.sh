@@ -299,7 +299,7 @@ if m:
 if sweep:
     md += ["", "Established alone at growing flow counts (3 timed passes, 0.5 s at least, each its own process): "
            "how the cost per packet grows with the working set of the flow table (128-byte entries and their "
-           "64-byte buckets, in 4 KB pages) once it no longer fits in the caches:", "",
+           "64-byte buckets, in transparent huge pages where the kernel gives them) once it no longer fits in the caches:", "",
            "| flows | flow table | flow table MB | Mpps (median) | cycles/pkt (median) | Mpps (wall) |",
            "|---:|---:|---:|---:|---:|---:|"]
     for r in sweep:

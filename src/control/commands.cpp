@@ -442,6 +442,25 @@ nlohmann::json trace(CommandContext& ctx, const nlohmann::json& req) {
     r["generation"] = pol.generation;
     r["src"] = identity_json(rs, key.src, s);
     r["dst"] = identity_json(rs, key.dst, d);
+    // Every rule above the decision (and the decider itself), and why each did or did not match: the
+    // first match wins, so these are the rules an operator reads to see why this one decided.
+    json considered = json::array();
+    const size_t last = decision.rule >= 0 ? static_cast<size_t>(decision.rule) : rs.rules().size() - 1;
+    for (size_t i = 0; !rs.rules().empty() && i <= last; ++i) {
+        const auto& rule = rs.rules()[i];
+        std::vector<std::string> misses;
+        if (!rule.from_classes.test(s.identity_class)) misses.push_back("the source is not in 'from'");
+        if (!rule.to_classes.test(d.identity_class)) misses.push_back("the destination is not in 'to'");
+        if (!rule.service_matches(key)) misses.push_back("the service does not match");
+        std::string why = "matches";
+        for (size_t m = 0; m < misses.size(); ++m) why = m == 0 ? misses[m] : fmt::format("{}; {}", why, misses[m]);
+        considered.push_back({{"rule", rule.id},
+                              {"line", rule.pos.line},
+                              {"action", rules::action_name(rule.action)},
+                              {"matches", misses.empty()},
+                              {"why", why}});
+    }
+    r["considered"] = considered;
     const std::string what = icmp ? fmt::format("{} type {}", protocol_name(*proto), key.icmp_type)
                                   : fmt::format("{}/{}", protocol_name(*proto), key.dport);
     if (decision.rule >= 0) {

@@ -211,6 +211,13 @@ void print_trace(const json& r, std::FILE* out) {
                    {"src", identity_text(at(r, "src"))},
                    {"dst", identity_text(at(r, "dst"))}});
     if (!at(r, "explanation").is_null()) fmt::print(out, "{}\n", str(r, "explanation"));
+    const json& considered = list(r, "considered");
+    if (!considered.empty()) {
+        fmt::print(out, "rules in order (first match wins):\n");
+        for (const auto& c : considered)
+            fmt::print(out, "  {} {:<24} line {:<5} {:<7} {}\n", at(c, "matches").is_boolean() && c["matches"].get<bool>() ? "*" : " ",
+                       str(c, "rule"), str(c, "line"), str(c, "action"), str(c, "why"));
+    }
 }
 
 }  // namespace
