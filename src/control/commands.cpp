@@ -131,25 +131,16 @@ json ports(CommandContext& ctx) {
     json list = json::array();
     for (size_t p = 0; p < app.ports().size(); ++p) {
         const auto& info = app.ports()[p];
-        uint64_t rx = 0, tx = 0, dropped = 0, full = 0, rejects = 0;
-        for (size_t w = 0; w < app.worker_count(); ++w) {
-            const auto& c = app.pipeline(w).port_counters(static_cast<uint8_t>(p));
-            rx += c.rx;
-            dropped += c.dropped;
-            const auto& wc = app.worker_port_counters(w, p);
-            tx += wc.tx_sent;
-            full += wc.tx_full;
-            rejects += wc.rejects_sent;
-        }
+        const dp::PortTotals t = app.port_totals(p);
         list.push_back({{"name", info.name},
                         {"role", std::string(dp::to_string(info.role))},
                         {"driver", info.driver},
                         {"mac", info.mac},
-                        {"rx", rx},
-                        {"tx", tx},
-                        {"dropped", dropped},
-                        {"tx_full", full},
-                        {"rejects", rejects}});
+                        {"rx", t.rx},
+                        {"tx", t.tx},
+                        {"dropped", t.dropped},
+                        {"tx_full", t.tx_full},
+                        {"rejects", t.rejects}});
     }
     return {{"ports", list}};
 }

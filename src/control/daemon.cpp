@@ -86,17 +86,9 @@ void print_summary(const dp::Appliance& app) {
     fmt::print("tagwall: stopped.  Counters since start:\n");
     fmt::print("  {:<12} {:>12} {:>12} {:>12} {:>10} {:>10}\n", "port", "rx", "tx", "dropped", "tx-full", "rejects");
     for (size_t p = 0; p < ports.size(); ++p) {
-        uint64_t rx = 0, tx = 0, dropped = 0, full = 0, rejects = 0;
-        for (size_t w = 0; w < app.worker_count(); ++w) {
-            const auto& c = app.pipeline(w).port_counters(static_cast<uint8_t>(p));
-            rx += c.rx;
-            dropped += c.dropped;
-            const auto& wc = app.worker_port_counters(w, p);
-            tx += wc.tx_sent;
-            full += wc.tx_full;
-            rejects += wc.rejects_sent;
-        }
-        fmt::print("  {:<12} {:>12} {:>12} {:>12} {:>10} {:>10}\n", ports[p].name, rx, tx, dropped, full, rejects);
+        const dp::PortTotals t = app.port_totals(p);
+        fmt::print("  {:<12} {:>12} {:>12} {:>12} {:>10} {:>10}\n", ports[p].name, t.rx, t.tx, t.dropped, t.tx_full,
+                   t.rejects);
     }
     uint64_t allow = 0, drop = 0, reject = 0, flows = 0, lost = 0;
     std::array<uint64_t, dp::kReasonCount> reasons{};

@@ -336,6 +336,20 @@ uint64_t Appliance::flush_flows() {
     return total;
 }
 
+PortTotals Appliance::port_totals(size_t port) const noexcept {
+    PortTotals t;
+    for (const auto& w : workers_) {
+        const PortCounters& c = w->pipeline->port_counters(static_cast<uint8_t>(port));
+        t.rx += c.rx;
+        t.dropped += c.dropped;
+        const WorkerPortCounters& wc = w->port_counters[port];
+        t.tx += wc.tx_sent;
+        t.tx_full += wc.tx_full;
+        t.rejects += wc.rejects_sent;
+    }
+    return t;
+}
+
 int Appliance::worker_entry(void* arg) {
     auto* w = static_cast<Worker*>(arg);
     w->owner->run_worker(*w);

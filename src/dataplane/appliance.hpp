@@ -89,6 +89,11 @@ struct WorkerCounters {
     uint64_t events_lost = 0;
 };
 
+// One port's counters summed over the workers (for display: see the concurrency contract).
+struct PortTotals {
+    uint64_t rx = 0, tx = 0, dropped = 0, tx_full = 0, rejects = 0;
+};
+
 struct ApplianceOptions {
     std::string engine = "trie";
     uint32_t generation = 1;
@@ -139,6 +144,7 @@ public:
         return workers_[worker]->port_counters[port];
     }
     const std::vector<PortInfo>& ports() const noexcept { return ports_; }
+    PortTotals port_totals(size_t port) const noexcept;
     const rules::RuleSet& ruleset() const noexcept { return *policy().rules; }
     uint64_t events_lost(size_t worker) const noexcept { return workers_[worker]->events->lost(); }
     unsigned worker_lcore(size_t worker) const noexcept { return workers_[worker]->plan.lcore; }
