@@ -3,6 +3,8 @@
 #include "tools/bench_pipeline.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -480,7 +482,15 @@ int run_swap(Context& c, bool hugepages) {
     std::atomic<bool> swap_on{false}, quit{false};
     uint32_t generation = 1;
     // The control thread: while swap_on, a new generation of the same policy every 1/swap_hz seconds.
+    // The EAL pinned this thread (the worker) to one CPU, and a new thread inherits that: the control
+    // thread moves to the other CPUs, as the appliance's control lcore is apart from its workers.
+    const unsigned worker_cpu = static_cast<unsigned>(sched_getcpu());
     std::thread control([&] {
+        cpu_set_t others;
+        CPU_ZERO(&others);
+        for (unsigned cpu = 0; cpu < std::thread::hardware_concurrency(); ++cpu)
+            if (cpu != worker_cpu) CPU_SET(cpu, &others);
+        if (CPU_COUNT(&others) > 0) pthread_setaffinity_np(pthread_self(), sizeof others, &others);
         const auto period = std::chrono::duration<double>(1.0 / o.swap_hz);
         auto next = Clock::now();
         while (!quit.load()) {
