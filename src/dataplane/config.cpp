@@ -5,6 +5,8 @@
 // Config files are small and written by hand, so there is no visit budget; the size limit and the
 // error cap bound the work.
 #include "dataplane/config.hpp"
+
+#include <sched.h>
 #include "rules/yaml_reader.hpp"
 
 #include <unistd.h>
@@ -446,8 +448,23 @@ EalArgs eal_args_for(const ApplianceConfig& config, const EalEnvironment& env) {
     }
     auto& a = out.args;
     a.push_back(env.program);
-    a.push_back("-l");
-    a.push_back(dp.workers == 0 ? "0" : fmt::format("0-{}", dp.workers));
+    const unsigned lcores = dp.workers + 1;
+    if (env.cpus != 0 && env.cpus < lcores) {
+        const std::vector<unsigned> cpus = allowed_cpus();
+        std::string set;
+        for (size_t i = 0; i < cpus.size() && i < env.cpus; ++i) set += fmt::format("{}{}", set.empty() ? "" : ",", cpus[i]);
+        if (set.empty()) set = "0";
+        a.push_back("--lcores");
+        a.push_back(fmt::format("(0-{})@({})", dp.workers, set));
+        out.diagnostics.warning(rules::SourcePos{config.file, 0, 0},
+                                fmt::format("{} workers and the control thread need {} CPUs, this process may use {}: "
+                                            "they float over them (poll-mode workers share cores; fine for tests, "
+                                            "not for throughput)",
+                                            dp.workers, lcores, env.cpus));
+    } else {
+        a.push_back("-l");
+        a.push_back(dp.workers == 0 ? "0" : fmt::format("0-{}", dp.workers));
+    }
     a.push_back(fmt::format("--file-prefix=tagwall-{}",
                             env.file_prefix.empty() ? std::to_string(getpid()) : env.file_prefix));
     if (!out.hugepages) a.insert(a.end(), {"--no-huge", "-m", std::to_string(env.no_huge_mb)});
@@ -459,6 +476,16 @@ EalArgs eal_args_for(const ApplianceConfig& config, const EalEnvironment& env) {
         a.push_back(p.devargs);
     }
     a.insert(a.end(), env.extra_args.begin(), env.extra_args.end());
+    return out;
+}
+
+std::vector<unsigned> allowed_cpus() {
+    std::vector<unsigned> out;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0)
+        for (unsigned cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+            if (CPU_ISSET(cpu, &set)) out.push_back(cpu);
     return out;
 }
 

@@ -95,6 +95,7 @@ struct EalEnvironment {
     std::string program = "tagwall";       // argv[0]
     std::string file_prefix;               // "" = "tagwall-<pid>"
     size_t no_huge_mb = 1024;              // heap without hugepages
+    unsigned cpus = 0;                     // CPUs this process may use (0: unknown; see eal_args_for)
     std::vector<std::string> extra_args;   // an expert's raw EAL arguments (after `--`), appended as is
 };
 
@@ -107,10 +108,16 @@ struct EalArgs {
 
 //   PROGRAM -l 0-W --file-prefix=PREFIX [--no-huge -m MB]
 //           (--no-pci | -a PCI...) [--vdev DEVARGS...] [EXTRA...]
-// with W = workers (lcore 0 is the control thread).  PCI ports are allow-listed; every other port is a
+// with W = workers (lcore 0 is the control thread).  When the process may use fewer than W + 1 CPUs
+// (env.cpus known and smaller), the lcores float over the CPUs it has instead:
+// `--lcores (0-W)@(C0,C1...)`, with a warning: poll-mode workers then share cores (the idle sleep
+// keeps that usable for tests and small VMs, not for throughput).  PCI ports are allow-listed; every other port is a
 // --vdev.  Hugepages: auto uses them when available, else --no-huge with a warning; required fails
 // without them; off always runs --no-huge.
 EalArgs eal_args_for(const ApplianceConfig& config, const EalEnvironment& env);
+
+// The CPUs this process may run on (sched_getaffinity), in order.
+std::vector<unsigned> allowed_cpus();
 
 // True for "0000:3b:00.0" and "3b:00.0" (the part before any ',' of a devargs string).
 bool is_pci_address(std::string_view devargs) noexcept;

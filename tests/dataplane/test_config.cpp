@@ -297,6 +297,20 @@ TEST_CASE("eal_args_for: af_packet vdevs", "[config]") {
     CHECK(eal.diagnostics.items().empty());
 }
 
+TEST_CASE("eal_args_for: more workers than CPUs float over the CPUs there are, with a warning", "[config]") {
+    const auto c = load_ok(config());  // two workers: three lcores
+    const auto enough = eal_args_for(c, {.hugepages_available = true, .file_prefix = "t", .cpus = 3});
+    CHECK(enough.args[1] == "-l");
+    CHECK(enough.args[2] == "0-2");
+    CHECK(enough.diagnostics.items().empty());
+    const auto few = eal_args_for(c, {.hugepages_available = true, .file_prefix = "t", .cpus = 2});
+    REQUIRE(few.ok());
+    CHECK(few.args[1] == "--lcores");
+    CHECK(few.args[2].rfind("(0-2)@(", 0) == 0);
+    REQUIRE(few.diagnostics.items().size() == 1);
+    CHECK(few.diagnostics.items()[0].message.find("float") != std::string::npos);
+}
+
 TEST_CASE("eal_args_for: a PCI port is allow-listed and PCI is scanned", "[config]") {
     const auto c = load_ok("dataplane:\n  ports:\n    - {name: nic, role: uplink, devargs: '0000:3b:00.0'}\n"
                            "    - {name: tap, role: workload, devargs: 'net_tap0,iface=tw0'}\n"
