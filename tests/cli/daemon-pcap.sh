@@ -8,23 +8,10 @@
 #   - every drop and reject is an event in the log, with the same reason word.
 # Needs root (DPDK) and hugepages or the --no-huge fallback; no network namespaces.
 set -euo pipefail
-SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/tagwall-cli.XXXXXX")
-daemon_pid=""
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid" 2>/dev/null || true; fi
-    rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
 # shellcheck source=tests/cli/lib.bash
 . "$(dirname "$0")/lib.bash"
+daemon_setup
 
-command -v tshark >/dev/null || { echo "FAIL: tshark is needed (scripts/setup.sh installs it)"; exit 1; }
-[ "$(id -u)" -eq 0 ] || { echo "FAIL: the appliance needs root (DPDK)"; exit 1; }
-
-# An empty capture for the uplink's receive side (net_pcap needs one).
-printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\x00\x01\x00\x00\x00' >"$SCRATCH/empty.pcap"
-
-frames() { tshark -r "$1" -T fields -e frame.number 2>/dev/null | wc -l; }
 
 checked=0
 for pcap in "$TAGWALL_ROOT"/pcaps/[0-9][0-9][0-9]-*.pcap; do
@@ -45,17 +32,9 @@ control: {socket: $dir/tagwall.sock}
 log: {path: $dir/events.jsonl}
 policy: $TAGWALL_ROOT/pcaps/policy.yaml
 YAML
-    LAST_CMD="tagwall --config $dir/tagwall.yaml"
-    "$TAGWALL_BIN" --config "$dir/tagwall.yaml" >"$SCRATCH/out" 2>&1 </dev/null &
-    daemon_pid=$!
-    for _ in $(seq 100); do grep -q '^tagwall: ready' "$SCRATCH/out" && break; kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
-    expect_output '^tagwall: ready' "$name: the appliance started"
+    daemon_start "$dir/tagwall.yaml" "$name"
     sleep 1  # net_pcap delivers the whole file at once; give the worker and the log writer a moment
-    kill -TERM "$daemon_pid"
-    STATUS=0
-    wait "$daemon_pid" || STATUS=$?
-    daemon_pid=""
-    expect_status 0
+    daemon_stop
     expect_output '^tagwall: stopped' "$name: the summary"
 
     allowed=$(grep -c ' allow ' "$verdicts" || true)

@@ -5,19 +5,10 @@
 # verdicts must be those of replay, decided on its own worker; `tagwallctl stats` shows both workers.
 # On a machine with fewer CPUs than workers + 1 the lcores float over the CPUs (a warning says so).
 set -euo pipefail
-SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/tagwall-cli.XXXXXX")
-daemon_pid=""
-cleanup() {
-    if [ -n "$daemon_pid" ] && kill -0 "$daemon_pid" 2>/dev/null; then kill -KILL "$daemon_pid" 2>/dev/null || true; fi
-    rm -rf "$SCRATCH"
-}
-trap cleanup EXIT
 # shellcheck source=tests/cli/lib.bash
 . "$(dirname "$0")/lib.bash"
+daemon_setup
 CTL=$(dirname "$TAGWALL_BIN")/tagwallctl
-[ "$(id -u)" -eq 0 ] || { echo "FAIL: the appliance needs root (DPDK)"; exit 1; }
-command -v tshark >/dev/null || { echo "FAIL: tshark is needed (scripts/setup.sh installs it)"; exit 1; }
-printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\x00\x01\x00\x00\x00' >"$SCRATCH/empty.pcap"
 P=$TAGWALL_ROOT/pcaps
 cat >"$SCRATCH/tagwall.yaml" <<YAML
 dataplane:
@@ -34,10 +25,7 @@ control: {socket: $SCRATCH/tagwall.sock}
 log: {path: $SCRATCH/events.jsonl}
 policy: $P/policy.yaml
 YAML
-LAST_CMD="tagwall --config $SCRATCH/tagwall.yaml"
-"$TAGWALL_BIN" --config "$SCRATCH/tagwall.yaml" >"$SCRATCH/out" 2>&1 </dev/null &
-daemon_pid=$!
-for _ in $(seq 100); do grep -q '^tagwall: ready' "$SCRATCH/out" && break; kill -0 "$daemon_pid" 2>/dev/null || break; sleep 0.1; done
+daemon_start "$SCRATCH/tagwall.yaml" "two pairs"
 expect_output '^tagwall: ready: 4 ports, 2 workers' "two workers started"
 expect_output '^tagwall: worker 0 on lcore [0-9]+: polls w1:0 u1:0$' "pair 1 on worker 0"
 expect_output '^tagwall: worker 1 on lcore [0-9]+: polls w2:0 u2:0$' "pair 2 on worker 1"
@@ -47,15 +35,10 @@ workers=$(/usr/bin/python3 -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 print(" ".join("%d:%d" % (w["worker"], w["rx"]) for w in r["workers"]))' "$SCRATCH/stats.json")
-frames() { tshark -r "$1" -T fields -e frame.number 2>/dev/null | wc -l; }
 want1=$(frames "$P/001-tcp-allowed.pcap")
 want2=$(frames "$P/006-reject.pcap")
 [ "$workers" = "0:$want1 1:$want2" ] || fail "per-worker rx: got '$workers', want '0:$want1 1:$want2'"
-kill -TERM "$daemon_pid"
-STATUS=0
-wait "$daemon_pid" || STATUS=$?
-daemon_pid=""
-expect_status 0
+daemon_stop
 allowed1=$(grep -c ' allow ' "$P/001-tcp-allowed.verdicts" || true)
 rejected2=$(grep -c ' reject ' "$P/006-reject.verdicts" || true)
 allowed2=$(grep -c ' allow ' "$P/006-reject.verdicts" || true)

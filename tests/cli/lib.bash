@@ -58,3 +58,48 @@ count_output() {
 ere_quote() {
     printf '%s' "$1" | sed 's/[][\.*^$?+(){}|/]/\\&/g'
 }
+
+# --- the appliance on net_pcap ports (tests that run `tagwall --config`) ---------------------------
+# A test calls daemon_setup once (root and tshark checked, SCRATCH made, a trap that kills the daemon
+# and removes SCRATCH), then daemon_start CONFIG / daemon_stop as often as it likes.
+DAEMON_PID=""
+
+_daemon_cleanup() {
+    if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then kill -KILL "$DAEMON_PID" 2>/dev/null || true; fi
+    rm -rf "$SCRATCH"
+}
+
+daemon_setup() {
+    [ "$(id -u)" -eq 0 ] || { echo "FAIL: the appliance needs root (DPDK)"; exit 1; }
+    command -v tshark >/dev/null || { echo "FAIL: tshark is needed (scripts/setup.sh installs it)"; exit 1; }
+    SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/tagwall-cli.XXXXXX")
+    trap _daemon_cleanup EXIT
+    # An empty capture, for the receive side of ports that get no traffic (net_pcap needs one).
+    printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\x00\x01\x00\x00\x00' \
+        >"$SCRATCH/empty.pcap"
+}
+
+# daemon_start CONFIG WHAT: starts tagwall in the background and waits (10 s) for its ready line.
+daemon_start() {
+    LAST_CMD="tagwall --config $1"
+    "$TAGWALL_BIN" --config "$1" >"$SCRATCH/out" 2>&1 </dev/null &
+    DAEMON_PID=$!
+    for _ in $(seq 100); do
+        grep -q '^tagwall: ready' "$SCRATCH/out" && break
+        kill -0 "$DAEMON_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    expect_output '^tagwall: ready' "$2: the appliance started"
+}
+
+# daemon_stop: SIGTERM; tagwall must exit 0 (its status lands in STATUS).
+daemon_stop() {
+    kill -TERM "$DAEMON_PID"
+    STATUS=0
+    wait "$DAEMON_PID" || STATUS=$?
+    DAEMON_PID=""
+    expect_status 0
+}
+
+# frames PCAP: how many frames a capture holds.
+frames() { tshark -r "$1" -T fields -e frame.number 2>/dev/null | wc -l; }
