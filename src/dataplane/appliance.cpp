@@ -387,6 +387,20 @@ void Appliance::run_worker(Worker& w) {
         b.frames[b.count++] = m;
     };
 
+    // Sends m out of `out`: a port, kFlood (every port but in_port: the same mbuf, its reference count
+    // raised) or anything else (nowhere: freed).
+    auto send = [&](rte_mbuf* m, uint8_t out, size_t in_port) {
+        if (out < nports) {
+            enqueue(out, m);
+        } else if (out == kFlood && nports >= 2) {
+            rte_mbuf_refcnt_update(m, static_cast<int16_t>(nports - 2));
+            for (size_t o = 0; o < nports; ++o)
+                if (o != in_port) enqueue(o, m);
+            w.counters.flood_copies += nports - 1;
+        } else {
+            rte_pktmbuf_free(m);
+        }
+    };
     // A revoked TCP connection is reset towards its other end too (SPEC §6: "an RST both ways").
     auto send_peer_rst = [&](const FrameRef& frame, uint64_t now) {
         rte_mbuf* rst = rte_pktmbuf_alloc(pool_);
@@ -397,23 +411,13 @@ void Appliance::run_worker(Worker& w) {
         uint8_t out = kNoPort;
         const size_t len = pipe.revoke_peer_rst(
             frame, now, std::span<uint8_t>(rte_pktmbuf_mtod(rst, uint8_t*), rte_pktmbuf_tailroom(rst)), out);
-        if (len == 0 || (out != kFlood && out >= nports)) {
+        if (len == 0) {
             rte_pktmbuf_free(rst);
             return;
         }
         rst->data_len = static_cast<uint16_t>(len);
         rst->pkt_len = static_cast<uint32_t>(len);
-        if (out == kFlood) {
-            if (nports < 2) {
-                rte_pktmbuf_free(rst);
-                return;
-            }
-            rte_mbuf_refcnt_update(rst, static_cast<int16_t>(nports - 2));
-            for (size_t o = 0; o < nports; ++o)
-                if (o != frame.port) enqueue(o, rst);
-        } else {
-            enqueue(out, rst);
-        }
+        send(rst, out, frame.port);
     };
 
     PolicyPublisher& pub = *publisher_;
@@ -448,22 +452,7 @@ void Appliance::run_worker(Worker& w) {
                 rte_mbuf* m = rx[i];
                 const Verdict& v = verdicts[i];
                 switch (v.action) {
-                case rules::Action::allow:
-                    if (v.out_port == kFlood) {
-                        if (nports < 2) {
-                            rte_pktmbuf_free(m);
-                            break;
-                        }
-                        rte_mbuf_refcnt_update(m, static_cast<int16_t>(nports - 2));
-                        for (size_t out = 0; out < nports; ++out)
-                            if (out != port) enqueue(out, m);
-                        w.counters.flood_copies += nports - 1;
-                    } else if (v.out_port < nports) {
-                        enqueue(v.out_port, m);
-                    } else {
-                        rte_pktmbuf_free(m);
-                    }
-                    break;
+                case rules::Action::allow: send(m, v.out_port, port); break;
                 case rules::Action::reject: {
                     rte_mbuf* answer = rte_pktmbuf_alloc(pool_);
                     if (answer == nullptr) {

@@ -95,14 +95,7 @@ Verdict Pipeline::finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noex
     switch (v.action) {
     case rules::Action::allow:
         ++verdicts_.allow;
-        if (!l2_switch_) {
-            v.out_port = ports_[in_port].peer;
-        } else if (is_group_mac(p->dst_mac)) {
-            v.out_port = kFlood;
-        } else {
-            const uint8_t port = macs_.port_of(p->vlan, p->dst_mac, now_);
-            v.out_port = port == MacTable::kUnknown ? kFlood : port == in_port ? kNoPort : port;
-        }
+        v.out_port = forward_port(*p, in_port, now_);
         if (v.out_port == kFlood) {
             ++flooded_;
             for (size_t i = 0; i < ports_.size(); ++i)
@@ -157,19 +150,19 @@ void Pipeline::emit(const Verdict& v, uint8_t in_port, const ParsedPacket* p) no
     events_->push(e);
 }
 
+uint8_t Pipeline::forward_port(const ParsedPacket& p, uint8_t in_port, uint64_t now) const noexcept {
+    if (!l2_switch_) return ports_[in_port].peer;
+    if (is_group_mac(p.dst_mac)) return kFlood;
+    const uint8_t known = macs_.port_of(p.vlan, p.dst_mac, now);
+    return known == MacTable::kUnknown ? kFlood : known == in_port ? kNoPort : known;
+}
+
 size_t Pipeline::revoke_peer_rst(const FrameRef& f, uint64_t now, std::span<uint8_t> out, uint8_t& port) noexcept {
     port = kNoPort;
     if (f.port >= ports_.size()) return 0;
     ParsedPacket& p = scratch_;
     if (parse_frame(std::span<const uint8_t>(f.data, f.length), p)) return 0;
-    if (!l2_switch_) {
-        port = ports_[f.port].peer;
-    } else if (is_group_mac(p.dst_mac)) {
-        port = kFlood;
-    } else {
-        const uint8_t known = macs_.port_of(p.vlan, p.dst_mac, now);
-        port = known == MacTable::kUnknown ? kFlood : known == f.port ? kNoPort : known;
-    }
+    port = forward_port(p, f.port, now);
     if (port == kNoPort) return 0;
     const size_t n = build_forward_rst(std::span<const uint8_t>(f.data, f.length), p, out);
     if (n == 0) return 0;

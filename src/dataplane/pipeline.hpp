@@ -186,6 +186,9 @@ private:
     // Counts the verdict and picks its out_port; `p` is the parsed frame, or nullptr when it did not parse.
     Verdict finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept;
     void learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept;
+    // Step 8: where a frame entering on in_port goes (the wire peer; switch mode: the destination
+    // MAC's port, kFlood for group and unknown MACs, kNoPort when that is in_port itself).
+    uint8_t forward_port(const ParsedPacket& p, uint8_t in_port, uint64_t now) const noexcept;
     void emit(const Verdict& v, uint8_t in_port, const ParsedPacket* p) noexcept;
 
     std::shared_ptr<const IdentityTable> identity_;
