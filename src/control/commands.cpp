@@ -22,19 +22,7 @@ namespace {
 namespace dp = tagwall::dataplane;
 using json = nlohmann::ordered_json;
 
-uint64_t wall_now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
-std::string iso(uint64_t wall_ns) {
-    const time_t secs = static_cast<time_t>(wall_ns / 1'000'000'000ull);
-    tm t{};
-    gmtime_r(&secs, &t);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
-                       t.tm_min, t.tm_sec);
-}
+std::string iso(uint64_t wall_ns) { return iso_time(wall_ns, false); }
 
 nlohmann::json fail(const std::string& message, const std::vector<std::string>& errors = {}) {
     nlohmann::json r{{"ok", false}, {"error", message}};
@@ -53,15 +41,13 @@ std::string str_arg(const nlohmann::json& req, const char* key) {
 uint64_t to_wall(const CommandContext& ctx, uint64_t worker_ns) { return ctx.wall_origin_ns + worker_ns; }
 
 uint64_t worker_now_ns(const CommandContext& ctx) {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    const uint64_t mono = static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-    return mono - ctx.appliance.clock_origin_ns();
+    return clock_ns(CLOCK_MONOTONIC) - ctx.appliance.clock_origin_ns();
 }
 
-std::string segment_name(const rules::RuleSet& rs, uint16_t vlan) {
-    const int32_t s = rs.segment_of(vlan);
-    return s < 0 ? fmt::format("vlan {}", vlan) : rs.segments()[static_cast<size_t>(s)].name;
+// A segment's name, or "vlan N" for a VLAN that names none (a flow from an older generation).
+std::string segment_label(const rules::RuleSet& rs, uint16_t vlan) {
+    const std::string name = segment_name(rs, vlan);
+    return name.empty() ? fmt::format("vlan {}", vlan) : name;
 }
 
 std::string end_text(const rules::IpAddr& a, uint16_t port, bool ports) {
@@ -77,7 +63,7 @@ json status(CommandContext& ctx) {
     json r;
     r["version"] = TAGWALL_VERSION;
     r["pid"] = static_cast<int64_t>(getpid());
-    r["uptime_s"] = static_cast<double>(wall_now_ns() - ctx.started_wall_ns) / 1e9;
+    r["uptime_s"] = static_cast<double>(clock_ns(CLOCK_REALTIME) - ctx.started_wall_ns) / 1e9;
     r["workers"] = app.worker_count();
     r["forwarding"] = ctx.forwarding;
     r["ports"] = app.ports().size();
@@ -181,24 +167,29 @@ json policy_show(CommandContext& ctx) {
             {"engine", ctx.appliance.engine()}};
 }
 
+// The rule that allowed a connection: its id, or "#N (generation G)" for one allowed under an older
+// generation that has not sent a packet since (it is re-verified then), or "-".
+std::string flow_rule_label(const CommandContext& ctx, const dp::FlowEntry& e) {
+    const auto& pol = ctx.appliance.policy();
+    if (e.rule_index < 0) return "-";
+    if (e.generation == pol.generation && static_cast<size_t>(e.rule_index) < pol.rules->rules().size())
+        return pol.rules->rules()[static_cast<size_t>(e.rule_index)].id;
+    return fmt::format("#{} (generation {})", e.rule_index, e.generation);
+}
+
+// `k` is the entry's initiator_key().
 json flow_json(const CommandContext& ctx, const rules::RuleSet& rs, size_t worker, dp::FlowHandle h,
-               const dp::FlowEntry& e, uint64_t now) {
-    const rules::PacketKey k = dp::initiator_key(e);
+               const dp::FlowEntry& e, const rules::PacketKey& k, uint64_t now) {
     const bool ports = k.proto == 6 || k.proto == 17 || k.proto == 132;
-    const auto& rules = ctx.appliance.policy().rules->rules();
-    const std::string rule =
-        e.rule_index >= 0 && static_cast<size_t>(e.rule_index) < rules.size() && e.generation == ctx.appliance.policy().generation
-            ? rules[static_cast<size_t>(e.rule_index)].id
-            : (e.rule_index >= 0 ? fmt::format("#{} (generation {})", e.rule_index, e.generation) : std::string("-"));
     const dp::FlowId id = ctx.appliance.pipeline(worker).conntrack().table().id(h);
     return {{"worker", worker},
             {"id", fmt::format("{:x}", id.packed())},
-            {"segment", segment_name(rs, k.vlan)},
+            {"segment", segment_label(rs, k.vlan)},
             {"proto", protocol_name(k.proto)},
             {"initiator", end_text(k.src, k.sport, ports)},
             {"responder", end_text(k.dst, k.dport, ports)},
             {"state", std::string(dp::to_string(e.state))},
-            {"rule", rule},
+            {"rule", flow_rule_label(ctx, e)},
             {"generation", e.generation},
             {"packets", {e.packets[0], e.packets[1]}},
             {"bytes", {e.bytes[0], e.bytes[1]}},
@@ -239,12 +230,13 @@ DryRun judge_live_connections(CommandContext& ctx, const rules::PolicyClassifier
             if (e.generation == generation && e.rule_index >= 0 &&
                 static_cast<size_t>(e.rule_index) < now_rules.rules().size())
                 ++by_rule[now_rules.rules()[static_cast<size_t>(e.rule_index)].id].first;
-            const rules::Decision d = next.classify(dp::initiator_key(e));
+            const rules::PacketKey k = dp::initiator_key(e);
+            const rules::Decision d = next.classify(k);
             if (d.rule >= 0) ++by_rule[next_rules.rules()[static_cast<size_t>(d.rule)].id].second;
             if (d.action == rules::Action::allow) return;
             ++out.cut_count;
             if (out.cut.size() >= limit) return;
-            json f = flow_json(ctx, now_rules, w, h, e, now);
+            json f = flow_json(ctx, now_rules, w, h, e, k, now);
             f["new_action"] = rules::action_name(d.action);
             f["new_rule"] = d.rule >= 0 ? json(next_rules.rules()[static_cast<size_t>(d.rule)].id) : json(nullptr);
             out.cut.push_back(std::move(f));
@@ -278,26 +270,23 @@ json handle_flows(CommandContext& ctx, const nlohmann::json& req) {
         table.for_each([&](dp::FlowHandle h, const dp::FlowEntry& e) {
             if (table.expired(e, now)) return;
             ++total;
-            json f = flow_json(ctx, rs, w, h, e, now);
-            auto has = [&](const char* k, auto pred) {
-                const auto it = filter.find(k);
+            // Judged on the key first; the JSON is built only for what is shown.
+            const rules::PacketKey k = dp::initiator_key(e);
+            auto has = [&](const char* name, auto pred) {
+                const auto it = filter.find(name);
                 return it == filter.end() || pred(it->second);
             };
             const bool keep =
-                has("segment", [&](const std::string& v) { return f["segment"] == v; }) &&
-                has("proto", [&](const std::string& v) { return f["proto"] == v; }) &&
-                has("rule", [&](const std::string& v) { return f["rule"] == v; }) &&
-                has("addr", [&](const std::string& v) {
-                    const auto k = dp::initiator_key(e);
-                    return k.src.str() == v || k.dst.str() == v;
-                }) &&
+                has("segment", [&](const std::string& v) { return segment_label(rs, k.vlan) == v; }) &&
+                has("proto", [&](const std::string& v) { return protocol_name(k.proto) == v; }) &&
+                has("rule", [&](const std::string& v) { return flow_rule_label(ctx, e) == v; }) &&
+                has("addr", [&](const std::string& v) { return k.src.str() == v || k.dst.str() == v; }) &&
                 has("port", [&](const std::string& v) {
-                    const auto k = dp::initiator_key(e);
                     return std::to_string(k.sport) == v || std::to_string(k.dport) == v;
                 });
             if (!keep) return;
             ++matched;
-            if (list.size() < kMaxShown) list.push_back(std::move(f));
+            if (list.size() < kMaxShown) list.push_back(flow_json(ctx, rs, w, h, e, k, now));
         });
     }
     return {{"total", total}, {"matched", matched}, {"shown", list.size()}, {"flows", list}};

@@ -36,12 +36,6 @@ std::atomic<int> g_hup{0};
 void on_stop(int sig) { g_stop_signal.store(sig); }
 void on_hup(int) { g_hup.fetch_add(1); }
 
-uint64_t clock_ns(clockid_t clock) {
-    timespec ts{};
-    clock_gettime(clock, &ts);
-    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
-
 void print_diagnostics(const rules::Diagnostics& diag) {
     for (const auto& d : diag.sorted()) fmt::print(stderr, "{}\n", d.str());
 }

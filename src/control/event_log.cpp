@@ -14,14 +14,6 @@ namespace {
 
 using dataplane::Event;
 
-std::string iso_time(uint64_t wall_ns) {
-    const time_t secs = static_cast<time_t>(wall_ns / 1'000'000'000ull);
-    tm t{};
-    gmtime_r(&secs, &t);
-    return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", t.tm_year + 1900, t.tm_mon + 1, t.tm_mday, t.tm_hour,
-                       t.tm_min, t.tm_sec, (wall_ns / 1'000'000ull) % 1000);
-}
-
 const char* verdict_word(rules::Action a) {
     switch (a) {
     case rules::Action::allow: return "allow";
@@ -42,6 +34,23 @@ std::string endpoint_name(const rules::RuleSet& rules, const rules::IpAddr& a) {
     return rules.endpoints()[id.endpoint].name;
 }
 
+}  // namespace
+
+uint64_t clock_ns(clockid_t clock) {
+    timespec ts{};
+    clock_gettime(clock, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+std::string iso_time(uint64_t wall_ns, bool millis) {
+    const time_t secs = static_cast<time_t>(wall_ns / 1'000'000'000ull);
+    tm t{};
+    gmtime_r(&secs, &t);
+    const std::string date = fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", t.tm_year + 1900, t.tm_mon + 1,
+                                         t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec);
+    return millis ? fmt::format("{}.{:03}Z", date, (wall_ns / 1'000'000ull) % 1000) : fmt::format("{}Z", date);
+}
+
 std::string segment_name(const rules::RuleSet& rules, uint16_t vlan) {
     const int32_t s = rules.segment_of(vlan);
     if (s < 0 || static_cast<size_t>(s) >= rules.segments().size()) return {};
@@ -52,8 +61,6 @@ std::string rule_id(const rules::RuleSet& rules, int32_t rule) {
     if (rule < 0 || static_cast<size_t>(rule) >= rules.rules().size()) return {};
     return rules.rules()[static_cast<size_t>(rule)].id;
 }
-
-}  // namespace
 
 std::string protocol_name(uint8_t proto) {
     switch (proto) {

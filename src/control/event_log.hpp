@@ -11,6 +11,8 @@
 // A frame that did not parse as IP carries no addresses (ARP: the sender and target addresses).
 #pragma once
 
+#include <time.h>
+
 #include <cstdint>
 #include <map>
 #include <utility>
@@ -31,6 +33,12 @@ std::string describe_event(const dataplane::Event& e, const rules::RuleSet& rule
                            const std::vector<std::string>& port_names);
 
 std::string protocol_name(uint8_t proto);
+
+// Shared by the event log, the commands and the daemon (control side).
+uint64_t clock_ns(clockid_t clock);                        // CLOCK_REALTIME / CLOCK_MONOTONIC in ns
+std::string iso_time(uint64_t wall_ns, bool millis = true); // "2026-11-22T21:11:42.392Z" (UTC)
+std::string segment_name(const rules::RuleSet& rules, uint16_t vlan);  // "" when the VLAN names none
+std::string rule_id(const rules::RuleSet& rules, int32_t rule);         // "" for -1 or out of range
 
 // The event log's flood guard (SPEC §6: "rate-limited per rule so a flood cannot fill a disk"): a token
 // bucket per rule, and one per reason for events no rule decided (spoofed, invalid, default ...).
