@@ -94,43 +94,10 @@ say() { printf 'bench-classify: %s\n' "$*" >&2; }
 # ---------------------------------------------------------------------------------------------------
 # Temporary directory and hugepages, both undone on exit.
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/tagwall-bench-classify.XXXXXX")
-nr_hugepages=/proc/sys/vm/nr_hugepages
-hugepages_before=""
-mounted_hugetlbfs=0
-# shellcheck disable=SC2317  # called by the EXIT trap
-cleanup() {
-    if [ -n "$hugepages_before" ]; then
-        echo "$hugepages_before" >"$nr_hugepages" 2>/dev/null || true
-        say "hugepages restored to $hugepages_before"
-    fi
-    if [ "$mounted_hugetlbfs" = 1 ]; then umount /dev/hugepages 2>/dev/null || true; fi
-    rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-raise_hugepages() {
-    local want have page_kb
-    page_kb=$(awk '/^Hugepagesize:/ {print $2}' /proc/meminfo)
-    [ "${page_kb:-0}" -gt 0 ] || { say "no hugepage support in this kernel"; return; }
-    if [ "$(id -u)" -ne 0 ]; then
-        say "not root: using the hugepages already reserved ($(cat "$nr_hugepages" 2>/dev/null || echo 0))"
-        return
-    fi
-    want=$((hugepages_gb * 1024 * 1024 / page_kb))
-    have=$(cat "$nr_hugepages")
-    if [ "$have" -lt "$want" ]; then
-        hugepages_before=$have
-        echo "$want" >"$nr_hugepages" || true
-        have=$(cat "$nr_hugepages")
-        say "hugepages raised from $hugepages_before to $have (asked for $want x ${page_kb} kB)"
-        [ "$have" -lt "$want" ] && say "WARNING: only $have hugepages could be reserved; large rte_acl builds may fail"
-    fi
-    if ! awk '$3 == "hugetlbfs" {found = 1} END {exit !found}' /proc/mounts; then
-        if mkdir -p /dev/hugepages && mount -t hugetlbfs nodev /dev/hugepages; then mounted_hugetlbfs=1; fi
-    fi
-}
+# shellcheck source=scripts/bench-lib.bash
+. scripts/bench-lib.bash
+HUGEPAGES_SHORT_WARNING="large rte_acl builds may fail"
+bench_begin bench-classify
 
 # ---------------------------------------------------------------------------------------------------
 # Inputs

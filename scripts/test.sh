@@ -206,13 +206,14 @@ run_unit() {
 # Runner: command-line tests.  Each executable tests/cli/*.sh is one test case; it gets TAGWALL_BIN
 # (the tagwall binary) and TAGWALL_ROOT (the repository root) and passes by exiting 0.
 
-run_cli() {
-    banner cli
-    local passed=0 failed=0 t name out rc
+# run_scripts RUNNER TAIL SCRIPT...: each executable SCRIPT is one test case (pass = exit 0, 300 s at
+# most), run with TAGWALL_BIN and TAGWALL_ROOT; a failure shows the last TAIL lines of its output.
+run_scripts() {
+    local runner=$1 tail_lines=$2 passed=0 failed=0 t name out rc
+    shift 2
     export TAGWALL_BIN=$BUILD_DIR/src/tools/tagwall TAGWALL_ROOT=$ROOT
     out=$(mktemp)
-    for t in tests/cli/*.sh; do
-        [ -e "$t" ] || continue
+    for t in "$@"; do
         name=$(basename "$t" .sh)
         if [ ! -x "$t" ]; then
             say "FAIL $name: $t is not executable (chmod +x, and commit the mode)"
@@ -220,18 +221,26 @@ run_cli() {
             continue
         fi
         rc=0
+        # A test stopped by the timeout still cleans up (its EXIT trap runs on SIGTERM).
         timeout 300 "$t" >"$out" 2>&1 </dev/null || rc=$?
         if [ "$rc" -eq 0 ]; then
             say "PASS $name"
             passed=$((passed + 1))
         else
             say "FAIL $name (exit status $rc):"
-            show_tail "$out" 60
+            show_tail "$out" "$tail_lines"
             failed=$((failed + 1))
         fi
     done
     rm -f "$out"
-    record cli "$passed" "$failed"
+    record "$runner" "$passed" "$failed"
+}
+
+run_cli() {
+    banner cli
+    local t tests=()
+    for t in tests/cli/*.sh; do [ -e "$t" ] && tests+=("$t"); done
+    run_scripts cli 60 "${tests[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -300,8 +309,7 @@ e2e_unavailable() {
 
 run_e2e() {
     banner e2e
-    local passed=0 failed=0 t name out rc why tests=()
-    export TAGWALL_BIN=$BUILD_DIR/src/tools/tagwall TAGWALL_ROOT=$ROOT
+    local t why tests=()
     for t in tests/e2e/*.sh; do [ -e "$t" ] && tests+=("$t"); done
     if [ ${#tests[@]} -eq 0 ]; then
         say "FAIL e2e: no tests/e2e/*.sh found"
@@ -315,28 +323,7 @@ run_e2e() {
         record e2e 0 ${#tests[@]} "not run: $why"
         return
     fi
-    out=$(mktemp)
-    for t in "${tests[@]}"; do
-        name=$(basename "$t" .sh)
-        if [ ! -x "$t" ]; then
-            say "FAIL $name: $t is not executable (chmod +x, and commit the mode)"
-            failed=$((failed + 1))
-            continue
-        fi
-        rc=0
-        # A test stopped by the timeout still tears its lab down (its EXIT trap runs on SIGTERM).
-        timeout 300 "$t" >"$out" 2>&1 </dev/null || rc=$?
-        if [ "$rc" -eq 0 ]; then
-            say "PASS $name"
-            passed=$((passed + 1))
-        else
-            say "FAIL $name (exit status $rc):"
-            show_tail "$out" 80
-            failed=$((failed + 1))
-        fi
-    done
-    rm -f "$out"
-    record e2e "$passed" "$failed"
+    run_scripts e2e 80 "${tests[@]}"
 }
 
 # ---------------------------------------------------------------------------------------------------

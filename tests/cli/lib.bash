@@ -24,6 +24,16 @@ run() {
     "$TAGWALL_BIN" "$@" >"$SCRATCH/out" 2>&1 </dev/null || STATUS=$?
 }
 
+# bench ARGS...: runs tagwall-bench (next to TAGWALL_BIN) as `run` runs tagwall.
+bench() {
+    local exe
+    exe=$(dirname "$TAGWALL_BIN")/tagwall-bench
+    [ -x "$exe" ] || { echo "FAIL: $exe (next to TAGWALL_BIN) is not an executable file"; exit 1; }
+    LAST_CMD="tagwall-bench $*"
+    STATUS=0
+    "$exe" "$@" >"$SCRATCH/out" 2>&1 </dev/null || STATUS=$?
+}
+
 # fail MESSAGE: reports the failure with the output of the last command, and ends the test.
 fail() {
     echo "FAIL: $*"

@@ -11,15 +11,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 # shellcheck source=tests/cli/lib.bash
 . "$(dirname "$0")/lib.bash"
 
-BENCH=$(dirname "$TAGWALL_BIN")/tagwall-bench
-[ -x "$BENCH" ] || { echo "FAIL: $BENCH (next to TAGWALL_BIN) is not an executable file"; exit 1; }
 POLICY=$TAGWALL_ROOT/pcaps/policy.yaml
-
-bench() {
-    LAST_CMD="tagwall-bench $*"
-    STATUS=0
-    "$BENCH" "$@" >"$SCRATCH/out" 2>&1 </dev/null || STATUS=$?
-}
 
 # write_config FILE FORWARDING [PAIRS]: the wire of --policy (workload, uplink) with devargs nobody opens.
 write_config() {

@@ -10,16 +10,7 @@ trap 'rm -rf "$SCRATCH"' EXIT
 # shellcheck source=tests/cli/lib.bash
 . "$(dirname "$0")/lib.bash"
 
-BENCH=$(dirname "$TAGWALL_BIN")/tagwall-bench
-[ -x "$BENCH" ] || { echo "FAIL: $BENCH (next to TAGWALL_BIN) is not an executable file"; exit 1; }
 POLICY=$TAGWALL_ROOT/pcaps/policy.yaml
-
-# bench ARGS...: runs tagwall-bench like `run` runs tagwall.
-bench() {
-    LAST_CMD="tagwall-bench $*"
-    STATUS=0
-    "$BENCH" "$@" >"$SCRATCH/out" 2>&1 </dev/null || STATUS=$?
-}
 
 # same_verdicts NAME PCAP-ARGS...: W=1 and W=3 give identical, non-empty verdict files.
 same_verdicts() {
