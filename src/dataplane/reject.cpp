@@ -6,6 +6,8 @@
 // byte in network order; nothing here depends on the host's byte order or on alignment.
 #include "dataplane/reject.hpp"
 
+#include "dataplane/checksum.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -32,7 +34,6 @@ void write_ipv4(const ParsedPacket& p, uint8_t proto, size_t l4_length, uint8_t*
 void write_ipv6(const ParsedPacket& p, uint8_t proto, size_t l4_length, uint8_t* ip) noexcept;
 void write_rst(const ParsedPacket& p, uint8_t* tcp) noexcept;
 void write_unreachable(const ParsedPacket& p, uint8_t* icmp) noexcept;
-uint16_t checksum(const uint8_t* data, size_t length, uint32_t sum) noexcept;
 uint32_t pseudo_header_sum(const ParsedPacket& p, uint8_t proto, size_t l4_length) noexcept;
 void store16(uint8_t* o, uint16_t v) noexcept;
 void store32(uint8_t* o, uint32_t v) noexcept;
@@ -66,7 +67,7 @@ size_t build_reject(std::span<const uint8_t> frame, const ParsedPacket& p, std::
     }
     // ICMP (v4) has no pseudo header; TCP and ICMPv6 do (RFC 9293 §3.1, RFC 4443 §2.3).
     const uint32_t pseudo = proto == kIpProtoIcmp ? 0 : pseudo_header_sum(p, proto, l4_length);
-    store16(l4 + (tcp ? 16 : 2), checksum(l4, l4_length, pseudo));
+    store16(l4 + (tcp ? 16 : 2), internet_checksum(l4, l4_length, pseudo));
     std::memset(o + length, 0, padded - length);
     return padded;
 }
@@ -195,7 +196,7 @@ void write_ipv4(const ParsedPacket& p, uint8_t proto, size_t l4_length, uint8_t*
     store16(ip + 10, 0);
     std::memcpy(ip + 12, p.dst.bytes.data(), 4);
     std::memcpy(ip + 16, p.src.bytes.data(), 4);
-    store16(ip + 10, checksum(ip, kIpv4Header, 0));
+    store16(ip + 10, internet_checksum(ip, kIpv4Header));
 }
 
 void write_ipv6(const ParsedPacket& p, uint8_t proto, size_t l4_length, uint8_t* ip) noexcept {
@@ -233,16 +234,6 @@ void write_unreachable(const ParsedPacket& p, uint8_t* icmp) noexcept {
     icmp[1] = v4 ? kIcmpPortUnreachable : kIcmpv6PortUnreachable;
     store16(icmp + 2, 0);  // checksum, filled by the caller
     store32(icmp + 4, 0);  // unused (RFC 4884 length 0: no extension)
-}
-
-// The Internet checksum (RFC 1071) of `data`, started from `sum` (a pseudo header's).
-uint16_t checksum(const uint8_t* data, size_t length, uint32_t sum) noexcept {
-    uint64_t acc = sum;
-    size_t i = 0;
-    for (; i + 1 < length; i += 2) acc += uint32_t{data[i]} << 8 | data[i + 1];
-    if (i < length) acc += uint32_t{data[i]} << 8;
-    while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
-    return static_cast<uint16_t>(~acc & 0xFFFF);
 }
 
 // The pseudo header of the answer (its source is p.dst, its destination p.src; the sum is the same).

@@ -14,6 +14,7 @@
 #include <rte_common.h>
 #include <rte_malloc.h>
 
+#include "dataplane/checksum.hpp"
 #include "dataplane/hash.hpp"
 #include "dataplane/parser.hpp"
 #include "rules/policy_loader.hpp"
@@ -213,16 +214,6 @@ void put32(uint8_t* p, uint32_t v) noexcept {
     put16(p + 2, static_cast<uint16_t>(v));
 }
 
-// The Internet checksum's running sum (RFC 1071) over big-endian 16-bit words.
-uint32_t sum16(const uint8_t* p, size_t n, uint32_t acc) noexcept {
-    for (size_t i = 0; i + 1 < n; i += 2) acc += static_cast<uint32_t>(p[i] << 8 | p[i + 1]);
-    if (n & 1) acc += static_cast<uint32_t>(p[n - 1] << 8);
-    return acc;
-}
-uint16_t fold(uint32_t acc) noexcept {
-    while (acc >> 16) acc = (acc & 0xFFFF) + (acc >> 16);
-    return static_cast<uint16_t>(~acc);
-}
 
 }  // namespace
 
@@ -267,7 +258,7 @@ void FrameBuffer::write(size_t i, const FlowSpec& f, uint8_t flags, bool reply) 
     ip[9] = dataplane::kIpProtoTcp;
     put32(ip + 12, src);
     put32(ip + 16, dst);
-    put16(ip + 10, fold(sum16(ip, 20, 0)));
+    put16(ip + 10, dataplane::internet_checksum(ip, 20));
     uint8_t* tcp = ip + 20;
     const bool syn = (flags & dataplane::kTcpSyn) != 0;
     const uint32_t own_isn = reply ? f.isn_server : f.isn_client, peer_isn = reply ? f.isn_client : f.isn_server;
@@ -278,8 +269,8 @@ void FrameBuffer::write(size_t i, const FlowSpec& f, uint8_t flags, bool reply) 
     tcp[12] = 5 << 4;
     tcp[13] = flags;
     put16(tcp + 14, 65535);
-    uint32_t pseudo = sum16(ip + 12, 8, 0) + dataplane::kIpProtoTcp + 20;
-    put16(tcp + 16, fold(sum16(tcp, 20, pseudo)));
+    const uint64_t pseudo = dataplane::internet_sum(ip + 12, 8) + dataplane::kIpProtoTcp + 20;
+    put16(tcp + 16, dataplane::internet_checksum(tcp, 20, pseudo));
     refs_[i] = {p, kFrameLength, reply ? kWorkloadPort : kUplinkPort};
 }
 
