@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -26,7 +27,18 @@ namespace tagwall::control {
 namespace {
 
 constexpr size_t kReadChunk = 16 * 1024;
+constexpr int kReadRounds = 8;                       // chunks read from one client per poll() at most
 constexpr int kListenBacklog = 64;
+constexpr uint64_t kAcceptPause = 100'000'000;       // ns the listener rests after accept() fails (EMFILE)
+constexpr size_t kKeepCapacity = 64 * 1024;          // a buffer larger than this is freed once empty
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+double seconds(uint64_t ns) { return static_cast<double>(ns) / 1e9; }
 
 std::string errno_text(int err) { return std::strerror(err); }
 
@@ -117,6 +129,27 @@ bool contains(const std::vector<uint32_t>& v, uint32_t x) { return std::find(v.b
 
 }  // namespace
 
+std::optional<std::string> precheck_request(std::string_view line, size_t max_depth) {
+    if (const auto nul = line.find('\0'); nul != std::string_view::npos)
+        return fmt::format("a NUL byte at offset {}", nul);
+    size_t depth = 0;
+    bool in_string = false, escaped = false;
+    for (const char ch : line) {
+        if (in_string) {
+            if (escaped) escaped = false;
+            else if (ch == '\\') escaped = true;
+            else if (ch == '"') in_string = false;
+        } else if (ch == '"') {
+            in_string = true;
+        } else if (ch == '[' || ch == '{') {
+            if (++depth > max_depth) return fmt::format("nested deeper than {} levels", max_depth);
+        } else if ((ch == ']' || ch == '}') && depth > 0) {
+            --depth;
+        }
+    }
+    return std::nullopt;
+}
+
 bool peer_allowed(uint32_t uid, uint32_t gid, const std::vector<gid_t>& groups, const SocketOptions& options) {
     if (uid == 0) return true;
     if (options.allowed_uids && contains(*options.allowed_uids, uid)) return true;
@@ -158,30 +191,38 @@ SocketServer::~SocketServer() {
 void SocketServer::poll(int timeout_ms, const Handler& handler) {
     std::vector<pollfd> fds;
     std::vector<int> ids;
-    fds.push_back({listen_fd_, POLLIN, 0});
+    bool waiting = false;  // requests left from the last call: look at the sockets, but do not sleep
+    const bool listening = clock_now() >= accept_paused_until_;
+    fds.push_back({listening ? listen_fd_ : -1, POLLIN, 0});  // a negative fd is skipped by poll(2)
     for (const auto& [id, c] : clients_) {
-        short events = c.read_closed ? 0 : POLLIN;
+        if (c.dead) continue;
+        const bool request = has_request(c);
+        waiting |= request;
+        // Input is read only when no request waits: the rest stays in the kernel (backpressure).
+        short events = c.read_closed || request ? 0 : POLLIN;
         if (c.out_sent < c.out.size()) events |= POLLOUT;
         fds.push_back({c.fd, events, 0});
         ids.push_back(id);
     }
-    const int n = ::poll(fds.data(), fds.size(), timeout_ms);
-    if (n <= 0) return;  // timeout, or EINTR (a signal for the control loop to look at)
+    const int n = ::poll(fds.data(), fds.size(), waiting ? 0 : timeout_ms);
+    const uint64_t started = clock_now();
 
     in_poll_ = true;
-    for (size_t i = 1; i < fds.size(); ++i) {
-        if (fds[i].revents == 0) continue;
+    for (size_t i = 1; n > 0 && i < fds.size(); ++i) {
+        const short revents = fds[i].revents;
+        if (revents == 0) continue;
         auto it = clients_.find(ids[i - 1]);
         if (it == clients_.end() || it->second.dead) continue;
         Client& c = it->second;
-        if (fds[i].revents & POLLOUT) flush(c);
-        if (!c.dead && !c.read_closed && (fds[i].revents & (POLLIN | POLLHUP | POLLERR)))
-            read_client(it->first, c, handler);
+        if (revents & POLLOUT) flush(c);
+        if (!c.dead && !c.read_closed && !has_request(c) && (revents & (POLLIN | POLLHUP | POLLERR)))
+            read_client(c, started);
         // The peer is gone, or half-closed and no longer readable: nothing more will be taken.
-        if (fds[i].revents & POLLERR) c.dead = true;
-        if ((fds[i].revents & POLLHUP) && c.read_closed) c.dead = true;
+        if ((revents & POLLERR) || ((revents & POLLHUP) && c.read_closed)) kill(c);
     }
-    if (fds[0].revents & POLLIN) accept_clients();
+    handle_requests(handler, started);
+    if (n > 0 && (fds[0].revents & POLLIN)) accept_clients(started);
+    expire(clock_now());
     in_poll_ = false;
     reap();
 }
@@ -202,124 +243,220 @@ void SocketServer::send_to_followers(const std::string& line) {
     if (!in_poll_) reap();
 }
 
-size_t SocketServer::clients() const {
-    return static_cast<size_t>(std::count_if(clients_.begin(), clients_.end(), [](const auto& kv) { return !kv.second.dead; }));
-}
-
 size_t SocketServer::followers() const {
     return static_cast<size_t>(std::count_if(clients_.begin(), clients_.end(),
                                              [](const auto& kv) { return kv.second.follower && !kv.second.dead; }));
 }
 
+size_t SocketServer::buffered_bytes() const {
+    size_t total = 0;
+    for (const auto& [id, c] : clients_) total += c.in.size() + (c.out.size() - c.out_sent);
+    return total;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Helpers
 
-void SocketServer::accept_clients() {
-    for (;;) {
+uint64_t SocketServer::clock_now() const { return options_.clock ? options_.clock() : monotonic_ns(); }
+
+void SocketServer::accept_clients(uint64_t now) {
+    for (size_t i = 0; i < options_.accepts_per_poll; ++i) {
         const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED) continue;
-            return;  // EAGAIN: all taken; EMFILE and friends: retried on the next poll
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;  // all taken
+            // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection waits in the backlog; poll() must not spin
+            // on a listener that stays readable, so it is left alone for a while.
+            ++counters_.accept_errors;
+            accept_paused_until_ = now + kAcceptPause;
+            return;
         }
-        admit(fd);
+        admit(fd, now);
     }
 }
 
-void SocketServer::admit(int fd) {
-    Client c;
-    c.fd = fd;
+void SocketServer::admit(int fd, uint64_t now) {
     ucred cred{};
     socklen_t len = sizeof cred;
     if (::getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
-        ++refused_;
+        ++counters_.refused_peers;
         refuse(fd, fmt::format("permission denied: cannot read the peer's credentials: {}", errno_text(errno)));
         return;
     }
-    c.uid = cred.uid;
-    c.gid = cred.gid;
-    const auto groups = groups_of(cred.uid, cred.gid);
-    if (cred.uid != ::geteuid() && !peer_allowed(cred.uid, cred.gid, groups, options_)) {
-        ++refused_;
-        refuse(fd, fmt::format("permission denied: uid {} gid {} (groups {}) is not allowed on {}; allowed "
-                                        "gids: {}; allowed uids: {}",
-                                        cred.uid, cred.gid, list(groups), options_.path, list(options_.allowed_gids),
-                                        options_.allowed_uids ? list(*options_.allowed_uids) : std::string("none")));
-        return;
+    // The supplementary groups (a passwd and group lookup) only when uid and gid do not decide.
+    bool allowed = cred.uid == ::geteuid() || peer_allowed(cred.uid, cred.gid, {}, options_);
+    if (!allowed) {
+        const auto groups = groups_of(cred.uid, cred.gid);
+        allowed = peer_allowed(cred.uid, cred.gid, groups, options_);
+        if (!allowed) {
+            ++counters_.refused_peers;
+            refuse(fd, fmt::format("permission denied: uid {} gid {} (groups {}) is not allowed on {}; allowed "
+                                   "gids: {}; allowed uids: {}",
+                                   cred.uid, cred.gid, list(groups), options_.path, list(options_.allowed_gids),
+                                   options_.allowed_uids ? list(*options_.allowed_uids) : std::string("none")));
+            return;
+        }
     }
-    if (clients() >= options_.max_clients) {
-        ++refused_;
+    if (live_clients_ >= options_.max_clients) {
+        ++counters_.refused_full;
         refuse(fd, fmt::format("too many clients (limit {}); try again later", options_.max_clients));
         return;
     }
+    Client c;
+    c.fd = fd;
+    c.uid = cred.uid;
+    c.gid = cred.gid;
+    c.last_activity = now;
     clients_.emplace(next_id_++, std::move(c));
+    ++live_clients_;
+    ++counters_.accepted;
 }
 
-void SocketServer::read_client(int id, Client& c, const Handler& handler) {
+bool SocketServer::has_request(const Client& c) const {
+    return c.in.find('\n', c.in_start) != std::string::npos;
+}
+
+// Reads until a request is complete (then stops: the next is read once this one is handled), the
+// kernel has nothing more, or kReadRounds chunks were taken.
+void SocketServer::read_client(Client& c, uint64_t now) {
     char buf[kReadChunk];
-    // At most a few chunks per poll, so that one chatty client cannot starve the others.
-    for (int round = 0; round < 8 && !c.dead; ++round) {
+    for (int round = 0; round < kReadRounds && !c.dead; ++round) {
         const ssize_t got = ::recv(c.fd, buf, sizeof buf, MSG_DONTWAIT);
         if (got < 0) {
             if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) c.dead = true;
-            return;
+            if (errno != EAGAIN && errno != EWOULDBLOCK) kill(c);
+            break;
         }
         if (got == 0) {
             c.read_closed = true;
-            // A last request without its '\n' still counts.
-            if (!c.in.empty()) {
-                const std::string last = std::move(c.in);
-                c.in.clear();
-                handle_line(id, c, last, handler);
-            }
-            // Closed once its replies are flushed; a follower half-closed (socat, nc -N) keeps streaming.
-            if (c.out_sent == c.out.size() && !c.follower) c.dead = true;
+            // A last request without its '\n' still counts: it becomes a line like the others.
+            if (c.in.size() > c.in_start) c.in.push_back('\n');
+            c.partial_since = 0;
+            finish_if_done(c);
             return;
         }
         c.in.append(buf, static_cast<size_t>(got));
-        size_t start = 0;
-        for (size_t nl; !c.dead && (nl = c.in.find('\n', start)) != std::string::npos; start = nl + 1)
-            handle_line(id, c, std::string_view(c.in).substr(start, nl - start), handler);
-        c.in.erase(0, start);
-        if (!c.dead && c.in.size() > options_.max_request) {
+        c.last_activity = now;
+        if (std::memchr(buf, '\n', static_cast<size_t>(got)) != nullptr) break;
+        if (c.in.size() - c.in_start > options_.max_request) {
+            ++counters_.oversized;
             reject_and_close(c, fmt::format("request too large (limit {} bytes)", options_.max_request));
             return;
         }
     }
+    if (c.partial_since == 0 && c.in.size() > c.in_start && !has_request(c)) c.partial_since = now;
+}
+
+// Round robin over the clients with a complete request, from next_turn_ on: each gets up to
+// requests_per_poll; no request starts once poll_budget_ns has passed (the first one always does).
+void SocketServer::handle_requests(const Handler& handler, uint64_t started) {
+    std::vector<int> turn;
+    for (auto it = clients_.lower_bound(next_turn_); it != clients_.end(); ++it)
+        if (!it->second.dead && has_request(it->second)) turn.push_back(it->first);
+    for (auto it = clients_.begin(); it != clients_.end() && it->first < next_turn_; ++it)
+        if (!it->second.dead && has_request(it->second)) turn.push_back(it->first);
+    if (turn.empty()) return;
+    next_turn_ = turn.front() + 1;  // the next poll() starts with the one after this one's first
+    const uint64_t deadline = started + options_.poll_budget_ns;
+    bool first = true;
+    for (const int id : turn) {
+        auto it = clients_.find(id);
+        if (it == clients_.end() || it->second.dead) continue;
+        if (!first && clock_now() >= deadline) {
+            next_turn_ = id;  // out of time: this one goes first next time
+            return;
+        }
+        handle_some(id, it->second, handler, deadline, first);
+    }
+}
+
+// Handles up to requests_per_poll complete lines of one client (at least one when `first`).
+void SocketServer::handle_some(int id, Client& c, const Handler& handler, uint64_t deadline, bool& first) {
+    size_t handled = 0;
+    while (!c.dead && handled < options_.requests_per_poll) {
+        const size_t nl = c.in.find('\n', c.in_start);
+        if (nl == std::string::npos) break;
+        if (!first && clock_now() >= deadline) break;
+        first = false;
+        const std::string_view line(c.in.data() + c.in_start, nl - c.in_start);
+        c.in_start = nl + 1;
+        c.partial_since = 0;
+        handle_line(id, c, line, handler);  // never touches c.in: `line` stays valid
+        ++handled;
+    }
+    if (c.dead) return;
+    c.in.erase(0, c.in_start);
+    c.in_start = 0;
+    if (c.in.empty() && c.in.capacity() > kKeepCapacity) std::string().swap(c.in);
+    const uint64_t t = clock_now();
+    c.last_activity = t;
+    if (!c.in.empty() && !has_request(c)) c.partial_since = t;  // the next line has begun
+    finish_if_done(c);
 }
 
 void SocketServer::handle_line(int id, Client& c, std::string_view line, const Handler& handler) {
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) return;  // blank lines are ignored
     if (line.size() > options_.max_request) {
+        ++counters_.oversized;
         reject_and_close(c, fmt::format("request too large (limit {} bytes)", options_.max_request));
+        return;
+    }
+    if (const auto why = precheck_request(line, options_.max_depth)) {
+        ++counters_.malformed;
+        queue(c, error_reply(fmt::format("malformed request: {}", *why)));
         return;
     }
     nlohmann::json body;
     try {
         body = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-        ++malformed_;
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for 1e999
+        ++counters_.malformed;
         std::string what = e.what();
         if (const auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos)
             what.erase(0, close + 2);
-        queue(c, error_reply("malformed request: " + what));
+        queue(c, error_reply(fmt::format("malformed request: {}", what)));
         return;
     }
     if (!body.is_object()) {
-        ++malformed_;
+        ++counters_.malformed;
         queue(c, error_reply(fmt::format("malformed request: expected a JSON object like {{\"cmd\":\"status\"}}, "
-                                             "got a {}",
-                                             body.type_name())));
+                                         "got a {}",
+                                         body.type_name())));
         return;
     }
+    ++counters_.requests;
     nlohmann::json reply;
     try {
         reply = handler(Request{id, std::move(body), c.uid, c.gid});
     } catch (const std::exception& e) {
         reply = error_reply(fmt::format("internal error: {}", e.what()));
+    } catch (...) {
+        reply = error_reply("internal error: an unknown exception");
     }
     if (!reply.is_null()) queue(c, reply);
+}
+
+// The timeouts, for clients that owe the server something (a request still waiting is the server's
+// debt, not theirs).
+void SocketServer::expire(uint64_t now) {
+    for (auto& [id, c] : clients_) {
+        if (c.dead || has_request(c)) continue;
+        if (c.partial_since != 0 && now - c.partial_since >= options_.request_timeout_ns) {
+            ++counters_.timed_out;
+            reject_and_close(c, fmt::format("request timeout: a request line must end with a newline within {} s "
+                                            "of its first byte",
+                                            seconds(options_.request_timeout_ns)));
+        } else if (c.out_sent < c.out.size()) {
+            if (now - c.out_moved >= options_.idle_timeout_ns) {
+                ++counters_.dropped_slow;  // it stopped reading: its output has not moved
+                kill(c);
+            }
+        } else if (!c.follower && c.partial_since == 0 && now - c.last_activity >= options_.idle_timeout_ns) {
+            ++counters_.idle_closed;
+            reject_and_close(c, fmt::format("idle for {} s: closing the connection", seconds(options_.idle_timeout_ns)));
+        }
+    }
 }
 
 void SocketServer::queue(Client& c, const nlohmann::json& reply) {
@@ -329,39 +466,60 @@ void SocketServer::queue(Client& c, const nlohmann::json& reply) {
 
 void SocketServer::queue_raw(Client& c, std::string_view bytes) {
     if (c.dead) return;
-    c.out.append(bytes);
-    if (c.out.size() - c.out_sent > options_.max_output) {
-        ++dropped_slow_;
-        c.dead = true;  // it does not read: forget what it was owed
+    const size_t owed = c.out.size() - c.out_sent;
+    if (owed > options_.max_output) {
+        ++counters_.dropped_slow;
+        kill(c);  // it does not read: forget what it was owed
+        return;
     }
+    if (owed == 0) c.out_moved = clock_now();  // the stall clock starts with the first byte owed
+    c.out.append(bytes);
 }
 
 void SocketServer::flush(Client& c) {
+    bool moved = false;
     while (!c.dead && c.out_sent < c.out.size()) {
         const ssize_t sent = ::send(c.fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_DONTWAIT | MSG_NOSIGNAL);
         if (sent < 0) {
             if (errno == EINTR) continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK) c.dead = true;  // EPIPE, ECONNRESET: gone
+            if (errno != EAGAIN && errno != EWOULDBLOCK) kill(c);  // EPIPE, ECONNRESET: gone
             break;
         }
         c.out_sent += static_cast<size_t>(sent);
+        moved = true;
     }
+    if (c.dead) return;
+    if (moved) c.out_moved = clock_now();
     if (c.out_sent == c.out.size()) {
         c.out.clear();
         c.out_sent = 0;
-        if (c.read_closed && !c.follower) c.dead = true;
+        if (c.out.capacity() > kKeepCapacity) std::string().swap(c.out);
+        finish_if_done(c);
     } else if (c.out_sent > c.out.size() / 2) {
         c.out.erase(0, c.out_sent);  // keep the buffer from creeping: the sent half goes
         c.out_sent = 0;
     }
 }
 
+// A client that half-closed is closed once every request is answered and every byte is sent
+// (a follower keeps its stream).
+void SocketServer::finish_if_done(Client& c) {
+    if (c.read_closed && !c.follower && !has_request(c) && c.out_sent == c.out.size()) kill(c);
+}
+
 // One error line after whatever is already queued, then the connection is closed (what the kernel will
 // not take at once is lost: a client that is being thrown out gets no buffer).
 void SocketServer::reject_and_close(Client& c, const std::string& error) {
-    queue_raw(c, dump_line(error_reply(error)));
+    if (c.dead) return;
+    c.out.append(dump_line(error_reply(error)));
     flush(c);
+    kill(c);
+}
+
+void SocketServer::kill(Client& c) {
+    if (c.dead) return;
     c.dead = true;
+    --live_clients_;
 }
 
 void SocketServer::reap() {

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,11 +13,13 @@
 #include <grp.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -304,6 +307,8 @@ TEST_CASE("socket: many clients are served; one beyond max_clients is turned awa
     CHECK_THAT(err["error"].get<std::string>(), Catch::StartsWith("too many clients (limit 40)"));
     CHECK(closed_by_server(server, handler, extra));
     CHECK(server.refused() == 1);
+    CHECK(server.counters().refused_full == 1);
+    CHECK(server.counters().refused_peers == 0);
     CHECK(server.clients() == 40);
 
     clients.pop_back();  // one leaves: room for a newcomer
@@ -557,5 +562,294 @@ TEST_CASE("socket: a peer refused by SO_PEERCRED gets one error line and is clos
     CHECK_THAT(err["error"].get<std::string>(), Catch::StartsWith("permission denied: uid 65534"));
     CHECK(server.refused() == 1);
     CHECK(handler.seen.empty());
+    CHECK(server.clients() == 0);
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Hostile input (SPEC §6: "never crash or stall the daemon").  Time is a fake clock the tests move.
+
+namespace {
+
+struct FakeClock {
+    uint64_t now = 1'000'000'000;
+    std::function<uint64_t()> fn() {
+        return [this] { return now; };
+    }
+    void advance_s(double s) { now += static_cast<uint64_t>(s * 1e9); }
+};
+
+SocketOptions options_with_clock(const TempDir& dir, FakeClock& clock) {
+    SocketOptions o = options_in(dir);
+    o.clock = clock.fn();
+    return o;
+}
+
+}  // namespace
+
+TEST_CASE("socket: precheck_request refuses NUL bytes and deep nesting, and only those", "[socket][hostile]") {
+    struct Row {
+        const char* why;
+        std::string line;
+        bool refused;
+    };
+    const std::vector<Row> rows = {
+        {"a plain request", R"({"cmd":"status"})", false},
+        {"a NUL after the object", std::string(R"({"cmd":"status"})") + '\0' + "junk", true},
+        {"a NUL alone", std::string(1, '\0'), true},
+        {"depth 3", R"({"a":[{"b":1}]})", false},
+        {"depth 32", std::string(32, '[') + std::string(32, ']'), false},
+        {"depth 33", std::string(33, '[') + std::string(33, ']'), true},
+        {"33 open brackets inside a string", R"({"s":")" + std::string(33, '[') + R"("})", false},
+        {"an escaped quote does not end the string", R"({"s":"\")" + std::string(40, '{') + R"("})", false},
+        {"an escaped backslash does end it", R"({"s":"\\"})" + std::string(40, '['), true},
+        {"closing brackets do not go below zero", std::string(100, ']') + std::string(32, '['), false},
+    };
+    for (const auto& r : rows) {
+        INFO(r.why);
+        CHECK(tagwall::control::precheck_request(r.line, 32).has_value() == r.refused);
+    }
+    CHECK(*tagwall::control::precheck_request(std::string("ab") + '\0', 32) == "a NUL byte at offset 2");
+    CHECK(*tagwall::control::precheck_request(std::string(40, '['), 32) == "nested deeper than 32 levels");
+}
+
+TEST_CASE("socket: lines nlohmann would accept or throw on are malformed requests, the server goes on",
+          "[socket][hostile]") {
+    TempDir dir;
+    SocketServer server(options_in(dir));
+    EchoHandler handler{server, {}};
+    Client c(server.path());
+    const std::vector<std::pair<std::string, std::string>> lines = {
+        // out_of_range, not parse_error: it used to escape poll() and end the daemon.
+        {"1e999999", "malformed request: number overflow"},
+        {R"({"cmd":"status","n":-1e400})", "malformed request: number overflow"},
+        {std::string(R"({"cmd":"status"})") + '\0' + "garbage", "malformed request: a NUL byte at offset 16"},
+        {R"({"cmd":"status","x":)" + std::string(20000, '[') + std::string(20000, ']') + "}",
+         "malformed request: nested deeper than 32 levels"},
+    };
+    for (const auto& [line, error] : lines) {
+        INFO(line.substr(0, 60));
+        c.send(line + "\n");
+        const json err = read_json(server, handler, c);
+        CHECK(err["ok"] == false);
+        CHECK_THAT(err["error"].get<std::string>(), Catch::StartsWith(error));
+    }
+    CHECK(handler.seen.empty());
+    CHECK(server.counters().malformed == lines.size());
+    c.send(R"({"cmd":"status"})" "\n");
+    CHECK(read_json(server, handler, c)["ok"] == true);
+    CHECK(server.counters().requests == 1);
+}
+
+TEST_CASE("socket: a request line must be complete within request_timeout", "[socket][hostile]") {
+    TempDir dir;
+    FakeClock clock;
+    SocketServer server(options_with_clock(dir, clock));
+    EchoHandler handler{server, {}};
+    Client c(server.path());
+
+    SECTION("a request without its newline, then silence: an error, then closed") {
+        c.send(R"({"cmd":"status"})");
+        pump(server, handler);
+        clock.advance_s(4.9);
+        pump(server, handler);
+        c.receive();
+        CHECK(c.pending.empty());
+        CHECK(server.clients() == 1);
+        clock.advance_s(0.2);
+        const json err = read_json(server, handler, c);
+        CHECK_THAT(err["error"].get<std::string>(), Catch::StartsWith("request timeout"));
+        CHECK(closed_by_server(server, handler, c));
+        CHECK(server.counters().timed_out == 1);
+    }
+    SECTION("slowloris: bytes trickling in do not move the deadline") {
+        const std::string req = R"({"cmd":"status"})" "\n";
+        size_t i = 0;
+        for (; i + 1 < req.size(); ++i) {  // one byte a second, never the newline
+            c.send(req.substr(i, 1));
+            pump(server, handler);
+            if (server.counters().timed_out != 0) break;
+            clock.advance_s(1.0);
+        }
+        CHECK(i == 5);  // the first byte at 0 s, cut at 5 s
+        CHECK(server.counters().timed_out == 1);
+        CHECK(handler.seen.empty());
+        CHECK_THAT(read_json(server, handler, c)["error"].get<std::string>(), Catch::StartsWith("request timeout"));
+    }
+    SECTION("a line completed in time is served, and the next line gets a deadline of its own") {
+        c.send(R"({"cmd":"one"})");
+        pump(server, handler);
+        clock.advance_s(4.5);
+        c.send("\n" R"({"cmd":)");
+        CHECK(read_json(server, handler, c)["result"]["echo"]["cmd"] == "one");
+        clock.advance_s(4.5);  // 9 s after the first line began, 4.5 s after the second did
+        c.send(R"("two"})" "\n");
+        CHECK(read_json(server, handler, c)["result"]["echo"]["cmd"] == "two");
+        CHECK(server.counters().timed_out == 0);
+    }
+}
+
+TEST_CASE("socket: idle clients are closed after idle_timeout; followers are not", "[socket][hostile]") {
+    TempDir dir;
+    FakeClock clock;
+    SocketServer server(options_with_clock(dir, clock));
+    EchoHandler handler{server, {}};
+    Client idle(server.path());
+    Client busy(server.path());
+    Client follower(server.path());
+    follower.send(R"({"cmd":"follow"})" "\n");
+    CHECK(read_json(server, handler, follower)["ok"] == true);
+    pump(server, handler);
+    CHECK(server.clients() == 3);
+    for (int i = 0; i < 7; ++i) {  // 70 s: busy asks something every 10 s
+        clock.advance_s(10);
+        busy.send(R"({"cmd":"status"})" "\n");
+        CHECK(read_json(server, handler, busy)["ok"] == true);
+    }
+    const json bye = read_json(server, handler, idle);
+    CHECK_THAT(bye["error"].get<std::string>(), Catch::StartsWith("idle for 60 s"));
+    CHECK(closed_by_server(server, handler, idle));
+    CHECK(server.counters().idle_closed == 1);
+    CHECK(server.clients() == 2);
+    CHECK(server.followers() == 1);
+}
+
+TEST_CASE("socket: a client whose output does not move for idle_timeout is dropped", "[socket][hostile]") {
+    TempDir dir;
+    FakeClock clock;
+    SocketServer server(options_with_clock(dir, clock));
+    EchoHandler handler{server, {}};
+    Client stuck(server.path());
+    // One reply far larger than the socket buffers: most of it waits in the server for a reader.
+    stuck.send(R"({"cmd":"big","size":2000000})" "\n");
+    pump(server, handler);
+    CHECK(server.buffered_bytes() > 0);
+    clock.advance_s(59);
+    pump(server, handler);
+    CHECK(server.clients() == 1);
+    clock.advance_s(2);
+    pump(server, handler);
+    CHECK(server.clients() == 0);
+    CHECK(server.counters().dropped_slow == 1);
+    CHECK(server.buffered_bytes() == 0);
+}
+
+TEST_CASE("socket: one reply larger than max_output still reaches a client that reads", "[socket][hostile]") {
+    TempDir dir;
+    auto opts = options_in(dir);
+    opts.max_output = 64 * 1024;
+    SocketServer server(opts);
+    EchoHandler handler{server, {}};
+    Client c(server.path());
+    c.send(R"({"cmd":"big","size":1000000})" "\n");
+    const auto line = read_line(server, handler, c, 5000);
+    REQUIRE(line.has_value());
+    CHECK(json::parse(*line)["result"].get<std::string>().size() == 1000000);
+    CHECK(server.dropped_slow() == 0);
+}
+
+TEST_CASE("socket: a client that pipelines thousands of requests neither starves the others nor fills memory",
+          "[socket][hostile]") {
+    TempDir dir;
+    FakeClock clock;
+    auto opts = options_with_clock(dir, clock);
+    opts.requests_per_poll = 16;
+    SocketServer server(opts);
+    EchoHandler handler{server, {}};
+    Client greedy(server.path());
+    Client polite(server.path());
+    pump(server, handler);
+    std::string flood;
+    for (int i = 0; i < 5000; ++i) flood += json{{"cmd", "n"}, {"i", i}}.dump() + "\n";
+    size_t sent = 0;  // as much as the kernel takes
+    while (sent < flood.size()) {
+        const ssize_t n = ::send(greedy.fd, flood.data() + sent, flood.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n <= 0) break;
+        sent += static_cast<size_t>(n);
+    }
+    polite.send(R"({"cmd":"polite"})" "\n");
+    auto h = [&](const Request& r) { return handler(r); };
+    server.poll(5, h);
+    server.poll(5, h);
+    // Two polls: at most 16 of the flood each, and the polite client's one request.
+    CHECK(handler.seen.size() <= 2 * 16 + 1);
+    CHECK(std::any_of(handler.seen.begin(), handler.seen.end(),
+                      [](const Request& r) { return r.body.value("cmd", "") == "polite"; }));
+    // The flood's unread bytes stay in the kernel: the server holds little of it.
+    CHECK(server.buffered_bytes() < opts.max_request + 8 * 16 * 1024);
+    // Every request is answered in order, as the greedy client reads.
+    for (int i = 0; i < 200; ++i) CHECK(read_json(server, handler, greedy)["result"]["echo"]["i"] == i);
+}
+
+TEST_CASE("socket: poll() stops starting requests once its time budget is spent", "[socket][hostile]") {
+    TempDir dir;
+    FakeClock clock;
+    auto opts = options_with_clock(dir, clock);
+    opts.poll_budget_ns = 20'000'000;
+    SocketServer server(opts);
+    std::vector<int> order;
+    // Each request takes 15 ms of (fake) time.
+    auto slow = [&](const Request& r) -> json {
+        clock.now += 15'000'000;
+        order.push_back(r.body.value("i", -1));
+        return {{"ok", true}};
+    };
+    Client a(server.path());
+    Client b(server.path());
+    std::string batch;
+    for (int i = 0; i < 10; ++i) batch += json{{"cmd", "n"}, {"i", i}}.dump() + "\n";
+    a.send(batch);
+    b.send(batch);
+    for (int i = 0; i < 3; ++i) server.poll(5, slow);  // reads both, then works within the budget
+    const size_t after_three = order.size();
+    CHECK(after_three >= 3);
+    CHECK(after_three <= 6);  // 2 per poll at most: the second one starts before 20 ms, a third not
+    for (int i = 0; i < 40 && order.size() < 20; ++i) server.poll(5, slow);
+    CHECK(order.size() == 20);  // nothing lost, just spread over polls
+}
+
+TEST_CASE("socket: when accept() runs out of file descriptors the listener rests instead of spinning",
+          "[socket][hostile]") {
+    TempDir dir;
+    FakeClock clock;
+    SocketServer server(options_with_clock(dir, clock));
+    EchoHandler handler{server, {}};
+    Client c(server.path());  // waits in the backlog
+    rlimit saved{};
+    REQUIRE(::getrlimit(RLIMIT_NOFILE, &saved) == 0);
+    const int lowest_free = ::dup(0);
+    REQUIRE(lowest_free >= 0);
+    ::close(lowest_free);
+    struct Restore {
+        rlimit limit;
+        ~Restore() { ::setrlimit(RLIMIT_NOFILE, &limit); }
+    } restore{saved};
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(lowest_free);  // every new descriptor fails with EMFILE
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &tight) == 0);
+
+    pump(server, handler, 1);
+    CHECK(server.counters().accept_errors == 1);
+    pump(server, handler, 20);  // the clock stands still: the listener is not polled, accept() not retried
+    CHECK(server.counters().accept_errors == 1);
+    clock.advance_s(0.2);
+    pump(server, handler, 1);
+    CHECK(server.counters().accept_errors == 2);
+
+    REQUIRE(::setrlimit(RLIMIT_NOFILE, &saved) == 0);
+    clock.advance_s(0.2);
+    c.send(R"({"cmd":"status"})" "\n");
+    CHECK(read_json(server, handler, c)["ok"] == true);
+    CHECK(server.clients() == 1);
+}
+
+TEST_CASE("socket: a half-closed client whose request has no answer is closed, not kept", "[socket][hostile]") {
+    TempDir dir;
+    SocketServer server(options_in(dir));
+    EchoHandler handler{server, {}};
+    Client c(server.path());
+    c.send(R"({"cmd":"quiet"})");
+    REQUIRE(::shutdown(c.fd, SHUT_WR) == 0);
+    CHECK(closed_by_server(server, handler, c));
+    CHECK(handler.seen.size() == 1);
     CHECK(server.clients() == 0);
 }
