@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "control/event_log.hpp"
+#include "control/socket_server.hpp"
 #include "dataplane/flow_key.hpp"
 #include "rules/policy_loader.hpp"
 
@@ -21,6 +22,11 @@ namespace {
 
 namespace dp = tagwall::dataplane;
 using json = nlohmann::ordered_json;
+
+// A request the daemon cannot honour as given (an unknown filter ...): its message is the answer.
+struct RequestError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
 
 std::string iso(uint64_t wall_ns) { return iso_time(wall_ns, false); }
 
@@ -57,6 +63,31 @@ std::string end_text(const rules::IpAddr& a, uint16_t port, bool ports) {
 
 // --- status, stats, ports ----------------------------------------------------------------------
 
+// The control socket: who is connected, what it turned away or cut off, and its limits.
+json control_json(const SocketServer& server) {
+    const SocketCounters& c = server.counters();
+    const SocketOptions& o = server.options();
+    return {{"clients", server.clients()},
+            {"followers", server.followers()},
+            {"buffered_bytes", server.buffered_bytes()},
+            {"accepted", c.accepted},
+            {"requests", c.requests},
+            {"refused_peers", c.refused_peers},
+            {"refused_full", c.refused_full},
+            {"malformed", c.malformed},
+            {"oversized", c.oversized},
+            {"timed_out", c.timed_out},
+            {"idle_closed", c.idle_closed},
+            {"dropped_slow", c.dropped_slow},
+            {"accept_errors", c.accept_errors},
+            {"limits",
+             {{"max_clients", o.max_clients},
+              {"max_request", o.max_request},
+              {"max_output", o.max_output},
+              {"request_timeout_s", static_cast<double>(o.request_timeout_ns) / 1e9},
+              {"idle_timeout_s", static_cast<double>(o.idle_timeout_ns) / 1e9}}}};
+}
+
 json status(CommandContext& ctx) {
     const auto& app = ctx.appliance;
     const auto& pol = app.policy();
@@ -72,6 +103,7 @@ json status(CommandContext& ctx) {
                    {"generation", pol.generation},
                    {"rules", pol.rules->rules().size()},
                    {"loaded_at", iso(pol.loaded_at_ns)}};
+    if (ctx.socket != nullptr) r["control"] = control_json(*ctx.socket);
     return r;
 }
 
@@ -109,6 +141,7 @@ json stats(CommandContext& ctx) {
                      {"drop", drop},     {"reject", reject}, {"flows", flows},     {"events_lost", lost}};
     out["reasons"] = by_reason;
     out["workers"] = workers;
+    if (ctx.socket != nullptr) out["control"] = control_json(*ctx.socket);
     return out;
 }
 
@@ -259,7 +292,7 @@ json handle_flows(CommandContext& ctx, const nlohmann::json& req) {
     }
     for (const auto& [k, v] : filter)
         if (k != "segment" && k != "proto" && k != "addr" && k != "port" && k != "rule")
-            throw std::invalid_argument(fmt::format("flows: unknown filter '{}' (segment, proto, addr, port, rule)", k));
+            throw RequestError(fmt::format("flows: unknown filter '{}' (segment, proto, addr, port, rule)", k));
     const auto& rs = *ctx.appliance.policy().rules;
     const uint64_t now = worker_now_ns(ctx);
     constexpr size_t kMaxShown = 1000;
@@ -498,6 +531,8 @@ nlohmann::json load_policy(CommandContext& ctx, const std::string& file, bool dr
 
 nlohmann::json handle_command(const nlohmann::json& req, CommandContext& ctx) {
     try {
+        if (const auto it = req.find("cmd"); it != req.end() && !it->is_string())
+            return fail(fmt::format("malformed request: \"cmd\" must be a string, not a {}", it->type_name()));
         const std::string cmd = str_arg(req, "cmd");
         const std::string action = str_arg(req, "action");
         if (cmd == "status") return ok(status(ctx));
@@ -531,6 +566,8 @@ nlohmann::json handle_command(const nlohmann::json& req, CommandContext& ctx) {
         return fail(fmt::format("unknown command '{}' (status, stats, ports, rules, policy, endpoint, flows, trace, "
                                 "events)",
                                 cmd));
+    } catch (const RequestError& e) {  // the request's fault, not the daemon's
+        return fail(e.what());
     } catch (const std::exception& e) {
         return fail(fmt::format("internal error: {}", e.what()));
     }

@@ -20,12 +20,15 @@
 
 namespace tagwall::control {
 
+class SocketServer;
+
 struct CommandContext {
     dataplane::Appliance& appliance;
     uint64_t started_wall_ns = 0;   // CLOCK_REALTIME when the daemon became ready
     uint64_t wall_origin_ns = 0;    // CLOCK_REALTIME at which the workers' clock read 0
     bool hugepages = false;
     std::string forwarding;
+    const SocketServer* socket = nullptr;  // for its counters in status and stats (none: no "control")
 };
 
 // Handles one request (never throws: errors become {"ok": false, ...}).  `events --follow` is answered

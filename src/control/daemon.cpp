@@ -204,7 +204,8 @@ int run_daemon(const DaemonOptions& options) {
                            .started_wall_ns = clock_ns(CLOCK_REALTIME),
                            .wall_origin_ns = wall_origin,
                            .hugepages = eal.hugepages,
-                           .forwarding = std::string(dp::to_string(config.dataplane.forwarding))};
+                           .forwarding = std::string(dp::to_string(config.dataplane.forwarding)),
+                           .socket = server.get()};
 
         EventLimiter limiter;
         int hups_seen = 0;

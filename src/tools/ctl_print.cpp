@@ -63,16 +63,27 @@ void print_kv(std::FILE* out, const std::vector<std::pair<std::string, std::stri
     for (const auto& [k, v] : rows) fmt::print(out, "  {:<{}} {}\n", k + ":", width, v);
 }
 
+// The control socket's line (status and stats): who is connected and what was turned away.
+std::string control_text(const json& c) {
+    return fmt::format("{} client(s), {} following; refused: {} peer(s), {} over the limit; cut off: {} oversized, "
+                       "{} timed out, {} slow reader(s), {} idle; {} malformed request(s)",
+                       str(c, "clients"), str(c, "followers"), str(c, "refused_peers"), str(c, "refused_full"),
+                       str(c, "oversized"), str(c, "timed_out"), str(c, "dropped_slow"), str(c, "idle_closed"),
+                       str(c, "malformed"));
+}
+
 void print_status(const json& r, std::FILE* out) {
     const json& pol = at(r, "policy");
     fmt::print(out, "tagwall {} (pid {}), up {}\n", str(r, "version"), str(r, "pid"), duration(at(r, "uptime_s")));
-    print_kv(out, {{"workers", str(r, "workers")},
-                   {"forwarding", str(r, "forwarding")},
-                   {"ports", str(r, "ports")},
-                   {"hugepages", str(r, "hugepages")},
-                   {"policy", fmt::format("{} (generation {}, {}, loaded {})", str(pol, "file"),
-                                          str(pol, "generation"), plural(at(pol, "rules"), "rule", "rules"),
-                                          str(pol, "loaded_at"))}});
+    std::vector<std::pair<std::string, std::string>> rows = {
+        {"workers", str(r, "workers")},
+        {"forwarding", str(r, "forwarding")},
+        {"ports", str(r, "ports")},
+        {"hugepages", str(r, "hugepages")},
+        {"policy", fmt::format("{} (generation {}, {}, loaded {})", str(pol, "file"), str(pol, "generation"),
+                               plural(at(pol, "rules"), "rule", "rules"), str(pol, "loaded_at"))}};
+    if (at(r, "control").is_object()) rows.emplace_back("control", control_text(at(r, "control")));
+    print_kv(out, rows);
 }
 
 void print_stats(const json& r, std::FILE* out) {
@@ -104,6 +115,7 @@ void print_stats(const json& r, std::FILE* out) {
         wt.add({str(w, "worker"), str(w, "lcore"), str(w, "rx"), str(w, "allow"), str(w, "drop"), str(w, "reject"),
                 str(w, "flows")});
     wt.print(out);
+    if (at(r, "control").is_object()) fmt::print(out, "control socket:\n  {}\n", control_text(at(r, "control")));
 }
 
 void print_ports(const json& r, std::FILE* out) {
