@@ -95,7 +95,7 @@ daemon_start() {
     "$TAGWALL_BIN" --config "$1" >"$SCRATCH/out" 2>&1 </dev/null &
     DAEMON_PID=$!
     for _ in $(seq 100); do
-        grep -q '^tagwall: ready' "$SCRATCH/out" && break
+        grep -qs '^tagwall: ready' "$SCRATCH/out" && break
         kill -0 "$DAEMON_PID" 2>/dev/null || break
         sleep 0.1
     done
