@@ -183,7 +183,7 @@ CtResult ConnTrack::update(FlowHandle h, const ParsedPacket& p, L4Kind kind, boo
     // TCP called directly (the common case, and a direct call the branch predictor need not guess).
     const L4Update u = kind == L4Kind::tcp ? tcp_update(e, p, reply) : tracker(kind).update(e, p, reply);
     switch (u.action) {
-    case L4Action::pass: refresh(e, reply, p, now); return {CtAction::pass, Reason::established, reply, h};
+    case L4Action::pass: refresh(e, reply, p, now); return {CtAction::pass, u.reason, reply, h};
     case L4Action::drop: return drop(u.reason, h, reply);
     case L4Action::classify:
     case L4Action::reopen: break;

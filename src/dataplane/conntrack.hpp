@@ -8,7 +8,7 @@
 // The pipeline, per packet (after parse and identity; later fragments go to the fragment table and
 // ARP/ND to SpoofGuard before this):
 //     r = ct.track(packet, segment, now)
-//     pass     -> forward; r.reason is `established` or `related`; when the entry's generation is
+//     pass     -> forward; r.reason is `established`, `rst_in_window` or `related`; when the entry's generation is
 //                 older than the published policy, re-verify it first (SPEC §6)
 //     drop     -> drop and count r.reason
 //     classify -> classify; if the policy allows, r = ct.create(packet, segment, {rule, generation,
@@ -135,7 +135,7 @@ enum class L4Action : uint8_t {
 
 struct L4Update {
     L4Action action = L4Action::drop;
-    Reason reason = Reason::established;  // for drop
+    Reason reason = Reason::established;  // for drop, and for pass: `established` or `rst_in_window`
 };
 
 struct L4Tracker {

@@ -125,7 +125,7 @@ L4Update on_rst(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
         return pass();
     }
     // In the window but not exact: let the endpoint send its challenge ACK; keep the state.
-    if (seq_in_window(e, p, s, r)) return pass();
+    if (seq_in_window(e, p, s, r)) return {L4Action::pass, Reason::rst_in_window};
     return drop(Reason::rst_out_of_window);
 }
 
