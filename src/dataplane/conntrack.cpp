@@ -204,11 +204,15 @@ CtResult ConnTrack::related(const ParsedPacket& p, uint16_t segment, uint64_t no
     DirectedKey k;
     FlowHandle h = kNoFlow;
     if (kind == L4Kind::icmp) {
-        // The quoted echo's type is not known: it was a request from inner_src, or a reply to it.
-        for (const bool request : {true, false}) {
-            k = make_echo_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, request);
-            if ((h = table_.lookup(k.key, now)) != kNoFlow) break;
-        }
+        // Only an echo exchange has an entry, and the quoted message's type says which side of it
+        // inner_src was: a request belongs to (inner_src asks inner_dst), a reply to (inner_dst asks
+        // inner_src).  Any other quoted ICMP message (an error, ND...) has no identifier to look up,
+        // whatever its bytes 4-5 hold (the CVE-2024-6640 pattern: type confusion with an echo state).
+        const bool v4 = p.src.family == rules::Family::v4;
+        const bool request = p.inner_icmp_type == (v4 ? 8 : 128);
+        if (!request && p.inner_icmp_type != (v4 ? 0 : 129)) return drop(Reason::related_no_flow);
+        k = make_echo_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, request);
+        h = table_.lookup(k.key, now);
     } else {
         k = make_flow_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, p.inner_dport);
         h = table_.lookup(k.key, now);

@@ -25,8 +25,11 @@
 //     flow_table.hpp); a reply with no request is `invalid_icmp_no_flow`.
 //   - ICMP/ICMPv6 errors pass only as `related`: the quoted header must belong to a live entry of this
 //     segment, and the error must be addressed to the sender of the quoted packet (an error about
-//     someone else's connection is forged: the CVE-2019-5598 pattern).  Anything else is
-//     `related_no_flow`.  The quoted TCP sequence number is not checked against the window (the
+//     someone else's connection is forged: the CVE-2019-5598 pattern).  A quoted ICMP message must be
+//     an echo request or reply, and is looked up as exactly that (a quoted request from inner_src is
+//     inner_src's exchange, a quoted reply is inner_dst's): a quoted non-echo message or an echo of
+//     the other direction matches nothing, even with the same identifier (the CVE-2024-6640 pattern).
+//     Anything else is `related_no_flow`.  The quoted TCP sequence number is not checked against the window (the
 //     parser does not extract it).  An error refreshes nothing: it is not part of the connection.
 //   - Other ICMP messages (timestamps, router and MLD messages, ...) keep no state: the policy decides
 //     each one (classify_stateless).

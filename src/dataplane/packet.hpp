@@ -69,6 +69,7 @@ struct ParsedPacket {
     bool inner_l4_present = false;        // ... and its first 8 L4 bytes too (inner ports / echo id valid)
     rules::IpAddr inner_src, inner_dst;
     uint8_t inner_proto = 0;
+    uint8_t inner_icmp_type = 0;                // the quoted ICMP/ICMPv6 message's type (inner_l4_present)
     uint16_t inner_sport = 0, inner_dport = 0;  // or the echo id in both for an embedded echo
 
     // --- IPv6 neighbour discovery (ICMPv6 133-137) ---

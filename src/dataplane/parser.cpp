@@ -347,6 +347,7 @@ void read_quoted_l4(const uint8_t* p, size_t len, Family family, ParsedPacket& o
         out.inner_dport = load16(p + 2);
         return;
     }
+    out.inner_icmp_type = p[0];  // meaningful for ICMP / ICMPv6 only: which message was quoted
     const bool echo = family == Family::v4 ? proto == kIpProtoIcmp && (p[0] == 0 || p[0] == 8)
                                            : proto == kIpProtoIcmpv6 && (p[0] == 128 || p[0] == 129);
     if (echo) out.inner_sport = out.inner_dport = load16(p + 4);

@@ -421,6 +421,7 @@ TEST_CASE("parser: ICMP, and the packet an error quotes", "[parser]") {
         {"quoting an echo request", v4().icmp_error(11, 0, quoted_echo).bytes(), std::nullopt,
          [](const ParsedPacket& p) {
              CHECK(p.inner_proto == kIpProtoIcmp);
+             CHECK(p.inner_icmp_type == 8);  // which side of the exchange it was (conntrack.hpp)
              CHECK(p.inner_sport == 0x1234);
              CHECK(p.inner_dport == 0x1234);
          }},
