@@ -222,6 +222,17 @@ CtResult ConnTrack::related(const ParsedPacket& p, uint16_t segment, uint64_t no
     return {CtAction::pass, Reason::related, !quoted_reply, h};
 }
 
+void ConnTrack::extend_tcp_segment(FlowHandle h, const ParsedPacket& p, uint32_t end) noexcept {
+    if (!table_.live(h)) return;
+    FlowEntry& e = table_.entry(h);
+    const FlowKey& k = e.key;
+    if (k.proto != kProtoTcp || k.vlan != p.vlan || k.family != p.src.family) return;
+    const bool from_a = k.addr_a == p.src.bytes && k.addr_b == p.dst.bytes;
+    const bool from_b = k.addr_b == p.src.bytes && k.addr_a == p.dst.bytes;
+    if (from_a == from_b) return;  // not this connection's addresses (or both ends alike: ports would tell)
+    tcp_extend_segment(e, from_b != e.initiator_is_b() ? 1 : 0, end);
+}
+
 // --- const ---
 
 FlowHandle ConnTrack::find(const ParsedPacket& p, uint16_t segment, uint64_t now) const noexcept {

@@ -112,6 +112,11 @@ public:
     CtProbe probe(const ParsedPacket& p, uint16_t segment) const noexcept;
     // Removes a connection (revoked by a new policy, `flows flush`).
     void close(FlowHandle h) noexcept { table_.erase(h); }
+    // A later fragment `p` of a TCP segment that connection `h` passed in a first fragment reaches `end`
+    // (FragmentVerdict::tcp_end): tcp_extend_segment() on the direction p travels.  Nothing when `h`
+    // no longer holds a TCP connection between p's two addresses in p's segment (it ended, and the
+    // slot may hold another).
+    void extend_tcp_segment(FlowHandle h, const ParsedPacket& p, uint32_t end) noexcept;
     size_t expire(uint64_t now, size_t max_slots) noexcept { return table_.expire(now, max_slots); }
     FlowTable& table() noexcept { return table_; }
 

@@ -155,6 +155,10 @@ FlowState closing_state(uint8_t flags) noexcept {
 
 }  // namespace
 
+void tcp_extend_segment(FlowEntry& e, int dir, uint32_t end) noexcept {
+    if (seq_lt(e.tcp_end[dir], end)) e.tcp_end[dir] = end;
+}
+
 L4Update tcp_on_miss(const ParsedPacket& p) noexcept {
     return core_flags(p) == kTcpSyn ? L4Update{L4Action::classify, Reason::established}
                                     : drop(Reason::invalid_no_flow);

@@ -80,6 +80,10 @@ L4Update tcp_on_miss(const ParsedPacket& p) noexcept;
 void tcp_open(FlowEntry& e, const ParsedPacket& p) noexcept;
 // A segment of an existing connection.
 L4Update tcp_update(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept;
+// A fragmented segment from direction `dir` (0 original, 1 reply) reaches `end` (a later fragment
+// passed: fragments.hpp, "TCP segments in fragments"): what the sender has sent now reaches that far,
+// so that the receiver's acknowledgement of the whole segment is inside the window (check III).
+void tcp_extend_segment(FlowEntry& e, int dir, uint32_t end) noexcept;
 
 inline constexpr L4Tracker kTcpTracker{tcp_on_miss, tcp_open, tcp_update};
 

@@ -47,6 +47,9 @@ struct ParsedPacket {
     bool first_fragment = false;  // fragment with offset 0
     bool more_fragments = false;
     uint16_t fragment_offset = 0; // in bytes
+    uint16_t fragment_data = 0;   // where the fragment's data starts in the frame: the IPv4 payload, or
+                                  // what follows the IPv6 Fragment header (RFC 8200 §4.5: extension
+                                  // headers after it are fragment data, and count in the offsets)
     uint32_t fragment_id = 0;     // IPv4 id (16 bits) or IPv6 fragment header id
 
     // --- L4 (l4_present: not a later fragment, and the header was complete; in a later fragment

@@ -170,6 +170,7 @@ std::optional<Reason> parse_ipv4(const uint8_t* f, size_t l3, size_t size, Parse
         out.first_fragment = offset == 0;
         out.more_fragments = more;
         out.fragment_offset = offset;
+        out.fragment_data = static_cast<uint16_t>(l4.begin);
         out.fragment_id = load16(ip + 4);
         // RFC 1858: at offset 8 a fragment can rewrite the TCP flags of the first one.
         if (offset == 8 && out.proto == kIpProtoTcp) return Reason::fragment_overlap;
@@ -211,6 +212,7 @@ std::optional<Reason> walk_ipv6_chain(const uint8_t* f, size_t pos, size_t end, 
         out.first_fragment = offset == 0;
         out.more_fragments = more;
         out.fragment_offset = offset;
+        out.fragment_data = static_cast<uint16_t>(pos);
         out.fragment_id = id;
         if (offset != 0) {
             out.proto = next;  // the first header of the fragmentable part, not necessarily the L4 one
