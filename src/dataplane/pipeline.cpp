@@ -239,8 +239,8 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
         if (fv.tcp) ct_.extend_tcp_segment(fv.handle, p, fv.tcp_end);
         return finish({rules::Action::allow, Reason::established}, f.port, &p);
     }
-    // A first fragment the fragment table would refuse (repeated, or no room) is dropped before
-    // anything in it is tracked or classified.
+    // A first fragment the fragment table would refuse (repeated, malformed lengths, or no room) is
+    // dropped before anything in it is tracked or classified.
     if (p.fragment) [[unlikely]] {
         if (const auto refused = frags_.check_first(FragmentKey::of(p), FragmentSpan::of(p), now))
             return finish({kDrop, refused->reason}, f.port, &p);
