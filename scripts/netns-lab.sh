@@ -558,6 +558,33 @@ _lab_serve() {
     return 1
 }
 
+# lab_attacker NAME MAC: adds namespace NAME to a running wire lab, on the client's side of tagwall: a
+# macvlan (bridge mode) on the client's eth0, moved into NAME as its eth0 with MAC, so that whatever
+# NAME sends leaves through the client's veth into tagwall's `inside` port (role uplink, where SpoofGuard
+# checks no source) with a MAC of its own, without the client's stack seeing it.  No addresses and no
+# IPv6 (it sends nothing on its own): the tests forge raw frames from it (tests/e2e/forged-rst.sh,
+# syn-flood.sh).  Recorded in the state, so lab_down removes it.  Returns 1 on failure.
+lab_attacker() {
+    _lab_need || return 1
+    local name=$1 mac=$2 ns
+    ns=$(lab_ns "$name")
+    if [ "$(_lab_get topology)" != wire ]; then
+        printf 'netns-lab: error: lab_attacker needs the wire topology\n' >&2
+        return 1
+    fi
+    _lab_record netns "$name"
+    ip netns add "$ns" && lab_exec "$name" ip link set lo up &&
+        lab_exec client ip link add link eth0 name "$name" type macvlan mode bridge &&
+        lab_exec client ip link set "$name" netns "$ns" &&
+        lab_exec "$name" ip link set "$name" name eth0 &&
+        lab_exec "$name" sysctl -qw net/ipv6/conf/eth0/disable_ipv6=1 >/dev/null &&
+        lab_exec "$name" ip link set eth0 address "$mac" &&
+        { lab_exec "$name" ethtool -K eth0 tx off >/dev/null 2>&1 || true; } &&
+        lab_exec "$name" ip link set eth0 up ||
+        { printf 'netns-lab: error: cannot add the attacker namespace %s (macvlan on the client eth0)\n' "$ns" >&2
+          return 1; }
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Probes.  Each prints one line whose first word is the outcome, and exits with a status that says the
 # same (so both `if lab_ping ...` and `case $(lab_tcp_connect ...)` work):
@@ -874,7 +901,7 @@ A lab of network namespaces whose veths' host-side ends are tagwall's net_af_pac
 Probe exit status: 0 ok, 1 refused, 2 timeout, 3 unreachable/error, 4 transfer broken or corrupt.
 Environment: LAB_VLAN=auto|kernel|shim, LAB_PREFIX, LAB_CONNECT_TIMEOUT (default 3), LAB_QUIET=1.
 Sourced, it is a library: lab_up, lab_down, lab_use, lab_exec, lab_tcp_transfer, lab_tcp_connect,
-lab_udp_echo, lab_ping, lab_events, lab_bridge, lab_unbridge, lab_info.
+lab_udp_echo, lab_ping, lab_events, lab_bridge, lab_unbridge, lab_info, lab_attacker.
 USAGE
 }
 

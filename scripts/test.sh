@@ -284,7 +284,87 @@ run_pcap() {
             failed=$((failed + 1))
         fi
     done
-    rm -f "$got" "$err"
+    # The adversarial suite (scripts/make-adversarial-pcaps.py), under pcaps/adversarial/policy.yaml:
+    # each pcaps/adversarial/NNN-*.pcap is one test case.  Its verdicts are compared with NNN-*.verdicts
+    # (a first line `# partial: ...` limits the comparison to the packets listed), the `reasons` object
+    # of `replay --json` with NNN-*.reasons exactly (every non-zero counter, nothing else), and each key
+    # of NNN-*.stats, when there is one, with the same key of the JSON.
+    local json
+    json=$(mktemp)
+    for f in pcaps/adversarial/[0-9][0-9][0-9]-*.pcap; do
+        [ -e "$f" ] || continue
+        name=adversarial/$(basename "$f" .pcap)
+        expected=${f%.pcap}.verdicts
+        if [ ! -f "$expected" ]; then
+            say "FAIL $name: $expected is missing (scripts/make-adversarial-pcaps.py writes it)"
+            failed=$((failed + 1))
+            continue
+        fi
+        rc=0
+        : >"$got"
+        timeout 120 "$bench" replay --policy pcaps/adversarial/policy.yaml --pcap "$f" --json --verdicts "$got" \
+            >"$json" 2>"$err" </dev/null || rc=$?
+        if [ "$rc" -ne 0 ]; then
+            say "FAIL $name (tagwall-bench replay exit status $rc):"
+            show_tail "$err" 20
+            failed=$((failed + 1))
+        elif /usr/bin/python3 - "${f%.pcap}" "$got" "$json" >"$err" 2>&1 <<'EOF'
+import difflib
+import json
+import os
+import sys
+
+base, got_path, json_path = sys.argv[1:]
+ok = True
+
+
+def report(title, lines):
+    global ok
+    ok = False
+    print(title)
+    print("\n".join(lines))
+
+
+def lines_of(obj):
+    return [f"{k}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(obj.items())]
+
+
+expected = open(base + ".verdicts").read().splitlines()
+got = open(got_path).read().splitlines()
+if expected and expected[0].startswith("# partial"):
+    # Only the packets listed (PORT INDEX names one).
+    by_packet = {tuple(line.split()[:2]): line for line in got}
+    expected = [line for line in expected[1:] if line.strip()]
+    got = [by_packet.get(tuple(line.split()[:2]), " ".join(line.split()[:2]) + " (no verdict)") for line in expected]
+if expected != got:
+    report("verdicts differ (- expected, + tagwall):",
+           list(difflib.unified_diff(expected, got, base + ".verdicts", "replay verdicts", lineterm="", n=2))[:60])
+replay = json.load(open(json_path))
+if os.path.exists(base + ".reasons"):
+    want, have = json.load(open(base + ".reasons")), replay.get("reasons", {})
+    if want != have:
+        report("reason counters differ (- expected, + tagwall):",
+               list(difflib.unified_diff(lines_of(want), lines_of(have), base + ".reasons", "replay reasons",
+                                         lineterm="", n=99)))
+if os.path.exists(base + ".stats"):
+    want = json.load(open(base + ".stats"))
+    have = {k: replay.get(k) for k in want}
+    if want != have:
+        report("replay statistics differ (- expected, + tagwall):",
+               list(difflib.unified_diff(lines_of(want), lines_of(have), base + ".stats", "replay --json",
+                                         lineterm="", n=99)))
+sys.exit(0 if ok else 1)
+EOF
+        then
+            say "PASS $name"
+            passed=$((passed + 1))
+        else
+            say "FAIL $name:"
+            show_tail "$err" 80
+            failed=$((failed + 1))
+        fi
+    done
+    rm -f "$got" "$err" "$json"
     if [ $((passed + failed)) -eq 0 ]; then
         say "FAIL pcap: no pcaps/NNN-*.pcap found"
         failed=1

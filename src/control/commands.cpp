@@ -111,6 +111,10 @@ json stats(CommandContext& ctx) {
     const auto& app = ctx.appliance;
     uint64_t rx = 0, tx = 0, dropped = 0, allow = 0, drop = 0, reject = 0, flows = 0, lost = 0;
     std::array<uint64_t, dp::kReasonCount> reasons{};
+    // The connection and fragment tables, summed over the workers: fixed sizes, and what the
+    // eviction rules did (flow_table.hpp: only entries that never completed a handshake are evicted).
+    uint64_t flow_capacity = 0, inserted = 0, evicted = 0, refused = 0, expired = 0, erased = 0;
+    uint64_t frag_capacity = 0, frag_in_use = 0, frag_high_water = 0, frag_memory = 0;
     json workers = json::array();
     for (size_t w = 0; w < app.worker_count(); ++w) {
         const auto& pipe = app.pipeline(w);
@@ -126,8 +130,20 @@ json stats(CommandContext& ctx) {
         allow += v.allow;
         drop += v.drop;
         reject += v.reject;
-        const size_t f = pipe.conntrack().table().size();
+        const auto& table = pipe.conntrack().table();
+        const size_t f = table.size();
         flows += f;
+        flow_capacity += table.capacity();
+        inserted += table.stats().inserted;
+        evicted += table.stats().evicted;
+        refused += table.stats().refused;
+        expired += table.stats().expired;
+        erased += table.stats().erased;
+        const auto& frags = pipe.fragments();
+        frag_capacity += frags.capacity();
+        frag_in_use += frags.size();
+        frag_high_water += frags.high_water();
+        frag_memory += frags.memory_bytes();
         lost += app.events_lost(w);
         for (size_t r = 0; r < dp::kReasonCount; ++r) reasons[r] += pipe.reason_counters()[r];
         workers.push_back({{"worker", w}, {"lcore", app.worker_lcore(w)}, {"generation", app.worker_generation(w)},
@@ -140,6 +156,10 @@ json stats(CommandContext& ctx) {
     out["totals"] = {{"rx", rx},         {"tx", tx},         {"dropped", dropped}, {"allow", allow},
                      {"drop", drop},     {"reject", reject}, {"flows", flows},     {"events_lost", lost}};
     out["reasons"] = by_reason;
+    out["tables"] = {{"flows", {{"capacity", flow_capacity}, {"in_use", flows}, {"inserted", inserted},
+                                {"evicted", evicted}, {"refused", refused}, {"expired", expired}, {"erased", erased}}},
+                     {"fragments", {{"capacity", frag_capacity}, {"in_use", frag_in_use},
+                                    {"high_water", frag_high_water}, {"memory_bytes", frag_memory}}}};
     out["workers"] = workers;
     if (ctx.socket != nullptr) out["control"] = control_json(*ctx.socket);
     return out;

@@ -183,7 +183,7 @@ CtResult ConnTrack::update(FlowHandle h, const ParsedPacket& p, L4Kind kind, boo
     // TCP called directly (the common case, and a direct call the branch predictor need not guess).
     const L4Update u = kind == L4Kind::tcp ? tcp_update(e, p, reply) : tracker(kind).update(e, p, reply);
     switch (u.action) {
-    case L4Action::pass: refresh(e, reply, p, now); return {CtAction::pass, Reason::established, reply, h};
+    case L4Action::pass: refresh(e, reply, p, now); return {CtAction::pass, u.reason, reply, h};
     case L4Action::drop: return drop(u.reason, h, reply);
     case L4Action::classify:
     case L4Action::reopen: break;
@@ -204,11 +204,15 @@ CtResult ConnTrack::related(const ParsedPacket& p, uint16_t segment, uint64_t no
     DirectedKey k;
     FlowHandle h = kNoFlow;
     if (kind == L4Kind::icmp) {
-        // The quoted echo's type is not known: it was a request from inner_src, or a reply to it.
-        for (const bool request : {true, false}) {
-            k = make_echo_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, request);
-            if ((h = table_.lookup(k.key, now)) != kNoFlow) break;
-        }
+        // Only an echo exchange has an entry, and the quoted message's type says which side of it
+        // inner_src was: a request belongs to (inner_src asks inner_dst), a reply to (inner_dst asks
+        // inner_src).  Any other quoted ICMP message (an error, ND...) has no identifier to look up,
+        // whatever its bytes 4-5 hold (the CVE-2024-6640 pattern: type confusion with an echo state).
+        const bool v4 = p.src.family == rules::Family::v4;
+        const bool request = p.inner_icmp_type == (v4 ? 8 : 128);
+        if (!request && p.inner_icmp_type != (v4 ? 0 : 129)) return drop(Reason::related_no_flow);
+        k = make_echo_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, request);
+        h = table_.lookup(k.key, now);
     } else {
         k = make_flow_key(segment, p.inner_src, p.inner_dst, p.inner_proto, p.inner_sport, p.inner_dport);
         h = table_.lookup(k.key, now);
@@ -216,6 +220,17 @@ CtResult ConnTrack::related(const ParsedPacket& p, uint16_t segment, uint64_t no
     if (h == kNoFlow) return drop(Reason::related_no_flow);
     const bool quoted_reply = k.src_is_b != table_.entry(h).initiator_is_b();
     return {CtAction::pass, Reason::related, !quoted_reply, h};
+}
+
+void ConnTrack::extend_tcp_segment(FlowHandle h, const ParsedPacket& p, uint32_t end) noexcept {
+    if (!table_.live(h)) return;
+    FlowEntry& e = table_.entry(h);
+    const FlowKey& k = e.key;
+    if (k.proto != kProtoTcp || k.vlan != p.vlan || k.family != p.src.family) return;
+    const bool from_a = k.addr_a == p.src.bytes && k.addr_b == p.dst.bytes;
+    const bool from_b = k.addr_b == p.src.bytes && k.addr_a == p.dst.bytes;
+    if (from_a == from_b) return;  // not this connection's addresses (or both ends alike: ports would tell)
+    tcp_extend_segment(e, from_b != e.initiator_is_b() ? 1 : 0, end);
 }
 
 // --- const ---

@@ -8,7 +8,7 @@
 // The pipeline, per packet (after parse and identity; later fragments go to the fragment table and
 // ARP/ND to SpoofGuard before this):
 //     r = ct.track(packet, segment, now)
-//     pass     -> forward; r.reason is `established` or `related`; when the entry's generation is
+//     pass     -> forward; r.reason is `established`, `rst_in_window` or `related`; when the entry's generation is
 //                 older than the published policy, re-verify it first (SPEC §6)
 //     drop     -> drop and count r.reason
 //     classify -> classify; if the policy allows, r = ct.create(packet, segment, {rule, generation,
@@ -25,8 +25,11 @@
 //     flow_table.hpp); a reply with no request is `invalid_icmp_no_flow`.
 //   - ICMP/ICMPv6 errors pass only as `related`: the quoted header must belong to a live entry of this
 //     segment, and the error must be addressed to the sender of the quoted packet (an error about
-//     someone else's connection is forged: the CVE-2019-5598 pattern).  Anything else is
-//     `related_no_flow`.  The quoted TCP sequence number is not checked against the window (the
+//     someone else's connection is forged: the CVE-2019-5598 pattern).  A quoted ICMP message must be
+//     an echo request or reply, and is looked up as exactly that (a quoted request from inner_src is
+//     inner_src's exchange, a quoted reply is inner_dst's): a quoted non-echo message or an echo of
+//     the other direction matches nothing, even with the same identifier (the CVE-2024-6640 pattern).
+//     Anything else is `related_no_flow`.  The quoted TCP sequence number is not checked against the window (the
 //     parser does not extract it).  An error refreshes nothing: it is not part of the connection.
 //   - Other ICMP messages (timestamps, router and MLD messages, ...) keep no state: the policy decides
 //     each one (classify_stateless).
@@ -109,6 +112,11 @@ public:
     CtProbe probe(const ParsedPacket& p, uint16_t segment) const noexcept;
     // Removes a connection (revoked by a new policy, `flows flush`).
     void close(FlowHandle h) noexcept { table_.erase(h); }
+    // A later fragment `p` of a TCP segment that connection `h` passed in a first fragment reaches `end`
+    // (FragmentVerdict::tcp_end): tcp_extend_segment() on the direction p travels.  Nothing when `h`
+    // no longer holds a TCP connection between p's two addresses in p's segment (it ended, and the
+    // slot may hold another).
+    void extend_tcp_segment(FlowHandle h, const ParsedPacket& p, uint32_t end) noexcept;
     size_t expire(uint64_t now, size_t max_slots) noexcept { return table_.expire(now, max_slots); }
     FlowTable& table() noexcept { return table_; }
 
@@ -135,7 +143,7 @@ enum class L4Action : uint8_t {
 
 struct L4Update {
     L4Action action = L4Action::drop;
-    Reason reason = Reason::established;  // for drop
+    Reason reason = Reason::established;  // for drop, and for pass: `established` or `rst_in_window`
 };
 
 struct L4Tracker {

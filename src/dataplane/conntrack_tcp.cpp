@@ -125,7 +125,7 @@ L4Update on_rst(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
         return pass();
     }
     // In the window but not exact: let the endpoint send its challenge ACK; keep the state.
-    if (seq_in_window(e, p, s, r)) return pass();
+    if (seq_in_window(e, p, s, r)) return {L4Action::pass, Reason::rst_in_window};
     return drop(Reason::rst_out_of_window);
 }
 
@@ -154,6 +154,10 @@ FlowState closing_state(uint8_t flags) noexcept {
 }
 
 }  // namespace
+
+void tcp_extend_segment(FlowEntry& e, int dir, uint32_t end) noexcept {
+    if (seq_lt(e.tcp_end[dir], end)) e.tcp_end[dir] = end;
+}
 
 L4Update tcp_on_miss(const ParsedPacket& p) noexcept {
     return core_flags(p) == kTcpSyn ? L4Update{L4Action::classify, Reason::established}

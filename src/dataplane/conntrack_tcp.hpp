@@ -48,8 +48,12 @@
 //     reuse): the entry is erased and the policy is asked again (L4Action::reopen).
 //   - RST (RFC 5961 §3): an RST whose sequence number is exactly the one its receiver expects (the
 //     sender's end, or the highest ack its receiver sent) closes the connection (CLOSE, a short
-//     timeout).  An RST inside the window but not exact is passed and changes nothing: the endpoint
-//     answers it with a challenge ACK, and only the real peer can answer that with an exact RST.
+//     timeout).  An RST inside the window but not exact is passed and changes nothing (counted as
+//     `rst_in_window`, whose verdict word is `established`): the endpoint answers it with a challenge
+//     ACK, and only the real peer can answer that with an exact RST.  This is nf_conntrack's choice
+//     (it keeps the old state "to allow a possible challenge ACK"); dropping it instead would also
+//     be safe against a blind attacker, but would hide from the endpoint an RST its own RFC 5961
+//     logic is entitled to see.
 //     Tearing the entry down here would let any in-window guess kill the connection in the firewall
 //     while the endpoints keep it.  An RST outside the window is `rst_out_of_window`: dropped, counted,
 //     not obeyed.  In SYN_SENT an RST from the responder counts only when it acknowledges the SYN
@@ -76,6 +80,10 @@ L4Update tcp_on_miss(const ParsedPacket& p) noexcept;
 void tcp_open(FlowEntry& e, const ParsedPacket& p) noexcept;
 // A segment of an existing connection.
 L4Update tcp_update(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept;
+// A fragmented segment from direction `dir` (0 original, 1 reply) reaches `end` (a later fragment
+// passed: fragments.hpp, "TCP segments in fragments"): what the sender has sent now reaches that far,
+// so that the receiver's acknowledgement of the whole segment is inside the window (check III).
+void tcp_extend_segment(FlowEntry& e, int dir, uint32_t end) noexcept;
 
 inline constexpr L4Tracker kTcpTracker{tcp_on_miss, tcp_open, tcp_update};
 

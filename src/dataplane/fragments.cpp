@@ -16,6 +16,16 @@ constexpr uint16_t kFragmentUnit = 8;
 
 uint64_t saturating_add(uint64_t a, uint64_t b) noexcept { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
+FragmentVerdict drop(Reason r, uint32_t handle) noexcept { return {false, r, handle, false, 0}; }
+
+// Lengths no fragment may have, whatever else arrived: empty, not 8-aligned (or, but for the last,
+// not a multiple of 8 bytes), or ending past the largest datagram.
+bool malformed(FragmentSpan span) noexcept {
+    const uint32_t end = uint32_t{span.offset} + span.length;
+    return span.length == 0 || span.offset % kFragmentUnit != 0 || (span.more && span.length % kFragmentUnit != 0) ||
+           end > kMaxDatagramEnd;
+}
+
 }  // namespace
 
 FragmentKey FragmentKey::of(const ParsedPacket& p) noexcept {
@@ -47,6 +57,18 @@ size_t FragmentTable::memory_bytes() const noexcept { return entries_.size() * k
 // ---------------------------------------------------------------------------------------------------
 // Owning worker.
 
+std::optional<FragmentVerdict> FragmentTable::check_first(const FragmentKey& key, FragmentSpan span,
+                                                         uint64_t now) noexcept {
+    const Slots s = slots_for(key);
+    if (Entry* e = find(key, s)) {
+        if (!expired(*e, now)) return follow(*e, span, now);  // a second first fragment: it overlaps
+        release(*e);
+    }
+    if (malformed(span)) return drop(Reason::fragment_bad_length, 0);
+    if (pick_slot(s, now) == SIZE_MAX) return drop(Reason::fragment_table_full, 0);
+    return std::nullopt;
+}
+
 FragmentVerdict FragmentTable::first_fragment(const FragmentKey& key, FragmentSpan span, FirstDecision decision,
                                               uint64_t now) noexcept {
     const Slots s = slots_for(key);
@@ -56,14 +78,18 @@ FragmentVerdict FragmentTable::first_fragment(const FragmentKey& key, FragmentSp
     }
     Entry* e = insert(key, s, now);
     if (e == nullptr)
-        return {false, decision.allowed ? Reason::fragment_table_full : decision.reason, decision.handle};
+        return drop(decision.allowed ? Reason::fragment_table_full : decision.reason, decision.handle);
     e->handle = decision.handle;
     if (!decision.allowed) {
         e->state = State::denied;
         e->reason = decision.reason;
-        return {false, decision.reason, decision.handle};
+        return drop(decision.reason, decision.handle);
     }
     e->state = State::allowed;
+    if (decision.tcp.present) {
+        e->tcp = static_cast<uint8_t>(kEntryTcp | (decision.tcp.fin ? kEntryTcpFin : 0));
+        e->tcp_base = decision.tcp.base;
+    }
     return follow(*e, span, now);
 }
 
@@ -73,7 +99,7 @@ FragmentVerdict FragmentTable::later_fragment(const FragmentKey& key, FragmentSp
         release(*e);
         e = nullptr;
     }
-    if (e == nullptr) return {false, Reason::fragment_no_first, 0};
+    if (e == nullptr) return drop(Reason::fragment_no_first, 0);
     return follow(*e, span, now);
 }
 
@@ -98,20 +124,23 @@ size_t FragmentTable::expire(uint64_t now, size_t max_slots) noexcept {
 // A fragment of a datagram the table knows: it follows the first fragment's verdict while the
 // datagram is alive, and the datagram is forgotten once complete.
 FragmentVerdict FragmentTable::follow(Entry& e, FragmentSpan span, uint64_t now) noexcept {
-    if (e.state != State::allowed) return {false, e.reason, e.handle};
+    if (e.state != State::allowed) return drop(e.reason, e.handle);
     e.last_seen = now;
     bool complete = false;
-    if (!add_span(e, span, complete)) return {false, e.reason, e.handle};
-    const uint32_t handle = e.handle;
+    if (!add_span(e, span, complete)) return drop(e.reason, e.handle);
+    FragmentVerdict v{true, Reason::established, e.handle, false, 0};
+    if (e.tcp & kEntryTcp) {
+        const bool fin = (e.tcp & kEntryTcpFin) != 0 && !span.more;
+        v.tcp = true;
+        v.tcp_end = e.tcp_base + span.offset + span.length + (fin ? 1u : 0u);
+    }
     if (complete) release(e);
-    return {true, Reason::established, handle};
+    return v;
 }
 
 bool FragmentTable::add_span(Entry& e, FragmentSpan span, bool& complete) noexcept {
     const uint32_t begin = span.offset, end = begin + span.length;
-    if (span.length == 0 || begin % kFragmentUnit != 0 || (span.more && span.length % kFragmentUnit != 0) ||
-        end > kMaxDatagramEnd)
-        return kill(e, Reason::fragment_bad_length);
+    if (malformed(span)) return kill(e, Reason::fragment_bad_length);
     if (e.fragments >= config_.max_fragments) return kill(e, Reason::fragment_too_many);
     ++e.fragments;
     if (e.datagram_end != 0 && (end > e.datagram_end || (!span.more && end != e.datagram_end)))
@@ -180,9 +209,9 @@ FragmentTable::Entry* FragmentTable::find(const FragmentKey& key, const Slots& s
 }
 
 // A slot for a new datagram among the two buckets: a free or expired one, else the oldest denied or
-// dead datagram, else the allowed datagram idle longest once idle_evictable has passed; nullptr when
+// dead datagram, else the allowed datagram idle longest once idle_evictable has passed; SIZE_MAX when
 // every candidate is an allowed datagram still in progress.
-FragmentTable::Entry* FragmentTable::insert(const FragmentKey& key, const Slots& s, uint64_t now) noexcept {
+size_t FragmentTable::pick_slot(const Slots& s, uint64_t now) const noexcept {
     size_t victim = SIZE_MAX;
     int victim_rank = 3;  // 0 free or expired, 1 denied or dead, 2 idle allowed, 3 not evictable
     uint64_t victim_seen = UINT64_MAX;
@@ -201,6 +230,12 @@ FragmentTable::Entry* FragmentTable::insert(const FragmentKey& key, const Slots&
             }
         }
     }
+    return victim;
+}
+
+// Takes pick_slot()'s slot (evicting what it holds) for a new datagram; nullptr when there is none.
+FragmentTable::Entry* FragmentTable::insert(const FragmentKey& key, const Slots& s, uint64_t now) noexcept {
+    const size_t victim = pick_slot(s, now);
     if (victim == SIZE_MAX) return nullptr;
     if (tags_[victim] != 0) release(entries_[victim]);
     Entry& e = entries_[victim];
@@ -209,7 +244,7 @@ FragmentTable::Entry* FragmentTable::insert(const FragmentKey& key, const Slots&
     e.expires = saturating_add(now, config_.timeout);
     e.last_seen = now;
     tags_[victim] = s.tag;
-    ++live_;
+    high_water_ = std::max(high_water_, ++live_);
     return &e;
 }
 

@@ -6,11 +6,17 @@
 // allocation, no locks, no logging.  Fragments of one datagram must reach one worker (NICs hash
 // fragments, the first included, on addresses only; a software dispatcher must do the same).
 //
-// What it does.  tagwall never reassembles and never holds a fragment.  The pipeline classifies a first
-// fragment (offset 0) like any packet and tells the table the decision (`first_fragment`): allowed,
-// with an opaque handle (the flow or rule it belongs to), or denied, with its reason.  Later fragments
-// (`later_fragment`) pass only while they are tied to an allowed first fragment, and otherwise drop
-// with the first's reason, or `fragment_no_first` when there is no first.
+// What it does.  tagwall never reassembles and never holds a fragment.  Before the pipeline decides a
+// first fragment (offset 0) it asks `check_first` whether the table would take it at all: a first
+// fragment of a datagram already in the table (a repeated first fragment: an overlap) and one the
+// table has no room for are dropped there, before connection tracking or the policy see anything in
+// them (a dropped packet must not change a connection's state: a forged second first fragment
+// carrying an exact RST would otherwise close the connection in the firewall while the endpoints,
+// which never see it, keep it).  The pipeline then classifies the first fragment like any packet
+// and tells the table the decision (`first_fragment`): allowed, with an opaque handle (the flow or
+// rule it belongs to), or denied, with its reason.  Later fragments (`later_fragment`) pass only
+// while they are tied to an allowed first fragment, and otherwise drop with the first's reason, or
+// `fragment_no_first` when there is no first.
 //
 // Decisions (each one a choice a reviewer should be able to find here):
 //   - Key: (segment VLAN, family, source, destination, protocol, fragment id).  IPv6 keys carry
@@ -20,6 +26,13 @@
 //   - A fragment that arrives before its first fragment is dropped (`fragment_no_first`) and leaves no
 //     state: nothing is passed that is not tied to an allowed first fragment, and a flood of orphan
 //     fragments costs no table space.  The datagram is lost; the sender recovers as from any loss.
+//   - Spans are in the datagram's fragmentable part (FragmentSpan::of): IPv4's payload, or what
+//     follows the IPv6 Fragment header, extension headers included (RFC 8200 §4.5).
+//   - TCP segments in fragments.  The pipeline tracks a TCP first fragment with the bytes it carries;
+//     the segment goes on in the later fragments, and the receiver acknowledges all of it.  So a TCP
+//     first fragment's decision carries where its segment starts in sequence space (TcpSegmentStart),
+//     and every later fragment that passes reports how far the segment now reaches (tcp_end, the FIN
+//     counted after the last fragment) for the pipeline to extend the connection's tracking.
 //   - Byte ranges seen are kept per datagram (merged, up to kMaxRanges disjoint pieces).  Any overlap,
 //     an exact duplicate included, drops the rest of the datagram (`fragment_overlap`; RFC 5722, and
 //     the same for IPv4, RFC 1858): the table never sees the bytes, so a range-identical fragment may
@@ -39,7 +52,8 @@
 //     candidates, the new first fragment gets `fragment_table_full` and the pipeline must drop it
 //     (forwarding it alone would only waste the receiver's reassembly memory).
 //   - Memory: capacity() slots of kEntryBytes (a 96-byte entry and its 4-byte tag), allocated at
-//     construction; memory_bytes() says how much (the default 4096 slots: 400 KiB per worker).  Lookups hash the key with a per-table random seed and look at two
+//     construction; memory_bytes() says how much (the default 4096 slots: 400 KiB per worker), and
+//     high_water() the most datagrams held at once.  Lookups hash the key with a per-table random seed and look at two
 //     buckets of 8 slots (two-choice hashing): bounded work, and hard for a sender to aim at one bucket.
 //   - Time is injected: `now` is any monotonic clock; the defaults assume nanoseconds.
 #pragma once
@@ -47,6 +61,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "dataplane/packet.hpp"
@@ -80,8 +95,17 @@ struct FragmentSpan {
     // more extension headers it is short by those headers (a multiple of 8), which only means the
     // table never sees that datagram complete and forgets it at its timeout instead.
     static FragmentSpan of(const ParsedPacket& p) noexcept {
-        return {p.fragment_offset, p.l4_length, p.more_fragments};
+        return {p.fragment_offset, static_cast<uint16_t>(p.l3_offset + p.l3_length - p.fragment_data),
+                p.more_fragments};
     }
+};
+
+// The TCP segment an allowed first fragment starts (see "TCP segments in fragments" above).
+struct TcpSegmentStart {
+    bool present = false;  // the datagram is a TCP segment
+    bool fin = false;      // ... with FIN: it counts one after the segment's last byte
+    uint32_t base = 0;     // the sequence number of the fragmentable part's byte 0 (seq - where the
+                           // payload starts in it): a fragment ending at byte E reaches base + E
 };
 
 // What the pipeline decided for a first fragment.
@@ -89,15 +113,20 @@ struct FirstDecision {
     bool allowed = false;
     Reason reason = Reason::default_action;  // when denied: the reason its later fragments get too
     uint32_t handle = 0;                     // opaque to the table: a flow handle or rule index
+    TcpSegmentStart tcp{};                   // allowed TCP datagrams only
 
-    static FirstDecision allow(uint32_t handle) noexcept { return {true, Reason::established, handle}; }
-    static FirstDecision deny(Reason r, uint32_t handle = 0) noexcept { return {false, r, handle}; }
+    static FirstDecision allow(uint32_t handle, TcpSegmentStart tcp = {}) noexcept {
+        return {true, Reason::established, handle, tcp};
+    }
+    static FirstDecision deny(Reason r, uint32_t handle = 0) noexcept { return {false, r, handle, {}}; }
 };
 
 struct FragmentVerdict {
     bool pass = false;
     Reason reason = Reason::fragment_no_first;  // why not; meaningless when pass
     uint32_t handle = 0;                        // the first fragment's handle, when tied to one
+    bool tcp = false;                           // pass, in a TCP datagram: its segment reaches tcp_end
+    uint32_t tcp_end = 0;
 };
 
 struct FragmentConfig {
@@ -110,7 +139,7 @@ struct FragmentConfig {
 
 class FragmentTable {
 public:
-    static constexpr size_t kMaxRanges = 7;    // disjoint received pieces per datagram
+    static constexpr size_t kMaxRanges = 6;    // disjoint received pieces per datagram
     static constexpr size_t kBucketSlots = 8;
     static constexpr size_t kEntryBytes = 96 + 4;  // an entry and its tag
 
@@ -119,6 +148,12 @@ public:
     explicit FragmentTable(const FragmentConfig& config = {});
 
     // --- the owning worker only: noexcept, no allocation ---
+    // Before a first fragment (span.offset == 0) is decided: nullopt when first_fragment() would record
+    // it, else the verdict that drops it now: a repeated first fragment of a live datagram follows it
+    // (an overlap: the datagram dies; a denied or dead datagram: its reason); one whose lengths no
+    // fragment may have is `fragment_bad_length`, and one the table has no room for is
+    // `fragment_table_full`, whatever the policy would say.
+    std::optional<FragmentVerdict> check_first(const FragmentKey& key, FragmentSpan span, uint64_t now) noexcept;
     // A first fragment (span.offset == 0) and what the pipeline decided for it.  An allowed first
     // fragment passes only when this returns pass; a denied one always drops (with decision.reason,
     // or a fragment reason when the datagram was already dead).
@@ -131,6 +166,7 @@ public:
     size_t expire(uint64_t now, size_t max_slots) noexcept;
 
     size_t size() const noexcept { return live_; }
+    size_t high_water() const noexcept { return high_water_; }  // the largest size() so far
     size_t capacity() const noexcept { return entries_.size(); }
     size_t memory_bytes() const noexcept;
 
@@ -149,9 +185,11 @@ private:
         State state = State::empty;
         Reason reason = Reason::fragment_no_first;  // denied or dead: what later fragments get
         uint8_t range_count = 0;
-        uint8_t unused = 0;
+        uint8_t tcp = 0;            // kEntryTcp | kEntryTcpFin (TcpSegmentStart), for allowed datagrams
+        uint32_t tcp_base = 0;      // TcpSegmentStart::base
         std::array<Range, kMaxRanges> ranges{};  // sorted, disjoint, not touching
     };
+    static constexpr uint8_t kEntryTcp = 1, kEntryTcpFin = 2;
     static_assert(sizeof(Entry) == 96 && sizeof(Entry) + sizeof(uint32_t) == kEntryBytes,
                   "two entries per three cache lines: keep it tight");
 
@@ -161,6 +199,7 @@ private:
     };
     Slots slots_for(const FragmentKey& key) const noexcept;
     Entry* find(const FragmentKey& key, const Slots& s) noexcept;
+    size_t pick_slot(const Slots& s, uint64_t now) const noexcept;  // for a new datagram, or SIZE_MAX
     Entry* insert(const FragmentKey& key, const Slots& s, uint64_t now) noexcept;
     void release(Entry& e) noexcept;
     bool expired(const Entry& e, uint64_t now) const noexcept { return now >= e.expires; }
@@ -176,6 +215,7 @@ private:
     std::vector<uint32_t> tags_;  // per slot: 0 = empty, else a nonzero hash tag
     std::vector<Entry> entries_;
     size_t live_ = 0;
+    size_t high_water_ = 0;
     size_t expire_cursor_ = 0;
 };
 

@@ -47,6 +47,9 @@ struct ParsedPacket {
     bool first_fragment = false;  // fragment with offset 0
     bool more_fragments = false;
     uint16_t fragment_offset = 0; // in bytes
+    uint16_t fragment_data = 0;   // where the fragment's data starts in the frame: the IPv4 payload, or
+                                  // what follows the IPv6 Fragment header (RFC 8200 §4.5: extension
+                                  // headers after it are fragment data, and count in the offsets)
     uint32_t fragment_id = 0;     // IPv4 id (16 bits) or IPv6 fragment header id
 
     // --- L4 (l4_present: not a later fragment, and the header was complete; in a later fragment
@@ -69,6 +72,7 @@ struct ParsedPacket {
     bool inner_l4_present = false;        // ... and its first 8 L4 bytes too (inner ports / echo id valid)
     rules::IpAddr inner_src, inner_dst;
     uint8_t inner_proto = 0;
+    uint8_t inner_icmp_type = 0;                // the quoted ICMP/ICMPv6 message's type (inner_l4_present)
     uint16_t inner_sport = 0, inner_dport = 0;  // or the echo id in both for an embedded echo
 
     // --- IPv6 neighbour discovery (ICMPv6 133-137) ---

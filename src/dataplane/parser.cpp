@@ -170,6 +170,7 @@ std::optional<Reason> parse_ipv4(const uint8_t* f, size_t l3, size_t size, Parse
         out.first_fragment = offset == 0;
         out.more_fragments = more;
         out.fragment_offset = offset;
+        out.fragment_data = static_cast<uint16_t>(l4.begin);
         out.fragment_id = load16(ip + 4);
         // RFC 1858: at offset 8 a fragment can rewrite the TCP flags of the first one.
         if (offset == 8 && out.proto == kIpProtoTcp) return Reason::fragment_overlap;
@@ -211,6 +212,7 @@ std::optional<Reason> walk_ipv6_chain(const uint8_t* f, size_t pos, size_t end, 
         out.first_fragment = offset == 0;
         out.more_fragments = more;
         out.fragment_offset = offset;
+        out.fragment_data = static_cast<uint16_t>(pos);
         out.fragment_id = id;
         if (offset != 0) {
             out.proto = next;  // the first header of the fragmentable part, not necessarily the L4 one
@@ -347,6 +349,7 @@ void read_quoted_l4(const uint8_t* p, size_t len, Family family, ParsedPacket& o
         out.inner_dport = load16(p + 2);
         return;
     }
+    out.inner_icmp_type = p[0];  // meaningful for ICMP / ICMPv6 only: which message was quoted
     const bool echo = family == Family::v4 ? proto == kIpProtoIcmp && (p[0] == 0 || p[0] == 8)
                                            : proto == kIpProtoIcmpv6 && (p[0] == 128 || p[0] == 129);
     if (echo) out.inner_sport = out.inner_dport = load16(p + 4);

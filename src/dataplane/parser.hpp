@@ -16,8 +16,10 @@
 //  - the IP total length (IPv4) or 40 + payload length (IPv6) ends the packet: Ethernet padding after
 //    it is ignored, and a length past the frame is a drop;
 //  - a frame longer than 65535 bytes is seen as its first 65535 bytes (offsets are 16-bit);
-//  - fragments: a later fragment (offset > 0) has no L4 header (`l4_present` false; l4_offset and
-//    l4_length then delimit the fragment's data); a first fragment must hold the whole L4 header
+//  - fragments: `fragment_data` is where the fragment's data starts (after the IPv6 Fragment header,
+//    whatever extension headers follow it); a later fragment (offset > 0) has no L4 header
+//    (`l4_present` false; l4_offset and l4_length then delimit the fragment's data, and l4_offset is
+//    fragment_data); a first fragment must hold the whole L4 header
 //    (`fragment_tiny`, RFC 1858) and, in IPv6, the whole header chain (`ipv6_l4_not_in_first`,
 //    RFC 7112); an IPv4 TCP fragment at offset 8 is `fragment_overlap` (RFC 1858).  An IPv6 "atomic"
 //    fragment (offset 0, M clear) is not a fragment (RFC 6946).

@@ -235,14 +235,21 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
 
     if (p.fragment && !p.first_fragment) {
         const FragmentVerdict fv = frags_.later_fragment(FragmentKey::of(p), FragmentSpan::of(p), now);
-        if (fv.pass) return finish({rules::Action::allow, Reason::established}, f.port, &p);
-        return finish({kDrop, fv.reason}, f.port, &p);
+        if (!fv.pass) return finish({kDrop, fv.reason}, f.port, &p);
+        if (fv.tcp) ct_.extend_tcp_segment(fv.handle, p, fv.tcp_end);
+        return finish({rules::Action::allow, Reason::established}, f.port, &p);
+    }
+    // A first fragment the fragment table would refuse (repeated, malformed lengths, or no room) is
+    // dropped before anything in it is tracked or classified.
+    if (p.fragment) [[unlikely]] {
+        if (const auto refused = frags_.check_first(FragmentKey::of(p), FragmentSpan::of(p), now))
+            return finish({kDrop, refused->reason}, f.port, &p);
     }
 
     Verdict v = decide(p, k, uplink_ip ? nullptr : &src.identity, now);
     if (p.fragment) {  // a first fragment: its later fragments follow this decision
         const bool allowed = v.action == rules::Action::allow;
-        const FirstDecision d = allowed ? FirstDecision::allow(static_cast<uint32_t>(v.rule))
+        const FirstDecision d = allowed ? first_allowed(p, static_cast<uint32_t>(v.rule), now)
                                         : FirstDecision::deny(v.reason, static_cast<uint32_t>(v.rule));
         const FragmentVerdict fv = frags_.first_fragment(FragmentKey::of(p), FragmentSpan::of(p), d, now);
         // (a connection the first fragment opened stays: the fragment table refusing the datagram
@@ -250,6 +257,18 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
         if (allowed && !fv.pass) v = {kDrop, fv.reason, -1, kNoPort};
     }
     return finish(v, f.port, &p);
+}
+
+// The fragment table's record of an allowed first fragment: the deciding rule, or for a TCP segment
+// its connection and where the segment starts in sequence space (fragments.hpp, "TCP segments in
+// fragments"): its payload starts after the extension headers that follow the Fragment header (IPv6)
+// and the TCP header.
+FirstDecision Pipeline::first_allowed(const ParsedPacket& p, uint32_t rule, uint64_t now) const noexcept {
+    if (p.proto != kIpProtoTcp || !p.l4_present) return FirstDecision::allow(rule);
+    const FlowHandle h = ct_.find(p, p.vlan, now);
+    if (h == kNoFlow) return FirstDecision::allow(rule);
+    const uint32_t payload_start = (p.l4_offset - p.fragment_data) + (p.l4_length - p.payload_length);
+    return FirstDecision::allow(h, TcpSegmentStart{true, (p.tcp_flags & kTcpFin) != 0, p.tcp_seq - payload_start});
 }
 
 Verdict Pipeline::decide(const ParsedPacket& p, const CtProbe& k, const rules::Identity* src_or_null,

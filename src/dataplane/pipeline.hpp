@@ -16,9 +16,11 @@
 //      Switch mode learns the source MAC here (see below).
 //   4. ARP, IPv6 neighbour discovery and packets SpoofGuard accepted as infrastructure only (DHCP,
 //      DAD, MLD from link-local ...) pass with reason `arp_nd`: no connection, no rule.
-//   5. fragments: a later fragment follows its first fragment (FragmentTable::later_fragment); a first
-//      fragment is decided by the steps below and its decision recorded (first_fragment), which may
-//      still drop it (fragment table full, dead datagram).
+//   5. fragments: a later fragment follows its first fragment (FragmentTable::later_fragment), and one
+//      of a TCP segment extends its connection's tracking (ConnTrack::extend_tcp_segment).  A first
+//      fragment the table would refuse (a repeated first fragment, or no room: check_first) is
+//      dropped here, before anything in it is tracked; otherwise it is decided by the steps below and
+//      its decision recorded (first_fragment).
 //   6. ConnTrack::track(): pass (established / related), drop (invalid ...), or classify.
 //      Re-verification (SPEC §6): a connection allowed under an older policy generation than the
 //      pipeline's is classified again, from its original direction and with both ends resolved
@@ -183,6 +185,8 @@ private:
     Verdict decide(const ParsedPacket& p, const CtProbe& k, const rules::Identity* src, uint64_t now) noexcept;
     // Step 6's re-verification of the entry behind `r` (its generation is older than ours).
     Verdict reverify(const CtResult& r) noexcept;
+    // What the fragment table records for an allowed first fragment (rule, or TCP connection and segment).
+    FirstDecision first_allowed(const ParsedPacket& p, uint32_t rule, uint64_t now) const noexcept;
     // Counts the verdict and picks its out_port; `p` is the parsed frame, or nullptr when it did not parse.
     Verdict finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept;
     void learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept;

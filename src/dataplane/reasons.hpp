@@ -20,6 +20,8 @@ namespace tagwall::dataplane {
     X(default_action, "default", "default", "no rule matched; the policy's default decided")                  \
     X(established, "established", "established", "part of a connection the policy allowed")                  \
     X(related, "related", "related", "an ICMP error about a connection the policy allowed")                  \
+    X(rst_in_window, "rst_in_window", "established",                                                          \
+      "an RST in the window but not exact: passed for the endpoint's challenge ACK (RFC 5961), state kept")  \
     X(revoked, "revoked", "revoked", "a connection the current policy no longer allows")                     \
     X(arp_nd, "arp_nd", "arp-nd", "ARP or IPv6 neighbour discovery, passed after SpoofGuard")                \
     /* where the packet belongs */                                                                            \

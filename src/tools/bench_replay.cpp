@@ -91,6 +91,9 @@ struct WorkerRun {
     size_t flows = 0;
     std::array<uint64_t, dataplane::kReasonCount> reasons{};
     dataplane::VerdictCounters verdicts{};
+    // The fragment table at the end of the run: fixed size (capacity slots, memory_bytes allocated at
+    // start), how many datagrams it holds, and the most it ever held.
+    size_t fragment_capacity = 0, fragments_in_use = 0, fragments_high_water = 0, fragment_memory = 0;
 };
 
 std::string_view action_word(rules::Action a) {
@@ -135,6 +138,11 @@ WorkerRun run_share(Pipeline& pipe, const std::vector<FrameRef>& frames, const s
     r.flows = pipe.conntrack().table().size();
     r.reasons = pipe.reason_counters();
     r.verdicts = pipe.verdict_counters();
+    const dataplane::FragmentTable& frags = pipe.fragments();
+    r.fragment_capacity = frags.capacity();
+    r.fragments_in_use = frags.size();
+    r.fragments_high_water = frags.high_water();
+    r.fragment_memory = frags.memory_bytes();
     return r;
 }
 
@@ -189,6 +197,10 @@ void add_run(WorkerRun& sum, const WorkerRun& r) {
     sum.verdicts.allow += r.verdicts.allow;
     sum.verdicts.drop += r.verdicts.drop;
     sum.verdicts.reject += r.verdicts.reject;
+    sum.fragment_capacity += r.fragment_capacity;
+    sum.fragments_in_use += r.fragments_in_use;
+    sum.fragments_high_water += r.fragments_high_water;  // summed per worker: a bound, not a joint peak
+    sum.fragment_memory += r.fragment_memory;
 }
 
 void write_verdicts(const std::string& path, const rules::RuleSet& ruleset, const std::vector<std::string>& port_names,
@@ -246,7 +258,9 @@ nlohmann::json counts_json(const WorkerRun& r) {
         if (r.reasons[i]) reasons[std::string(dataplane::kReasons[i].counter)] = r.reasons[i];
     return {{"flows", r.flows},
             {"verdicts", {{"allow", r.verdicts.allow}, {"drop", r.verdicts.drop}, {"reject", r.verdicts.reject}}},
-            {"reasons", reasons}};
+            {"reasons", reasons},
+            {"fragment_table", {{"capacity", r.fragment_capacity}, {"in_use", r.fragments_in_use},
+                                {"high_water", r.fragments_high_water}, {"memory_bytes", r.fragment_memory}}}};
 }
 
 // `total`: every iteration summed, per worker (rates); `first`: the first iteration (counts).
@@ -293,6 +307,8 @@ void report(const ReplayBenchOptions& o, size_t packets, const std::vector<Worke
                        first[w].verdicts.drop, first[w].verdicts.reject);
     }
     fmt::print("flows         {}\n", sum_first.flows);
+    fmt::print("fragments     {} datagrams held (at most {}), capacity {} in {} bytes\n", sum_first.fragments_in_use,
+               sum_first.fragments_high_water, sum_first.fragment_capacity, sum_first.fragment_memory);
     fmt::print("verdicts      allow {}, drop {}, reject {}\n", sum_first.verdicts.allow, sum_first.verdicts.drop,
                sum_first.verdicts.reject);
     for (size_t r = 0; r < dataplane::kReasonCount; ++r)

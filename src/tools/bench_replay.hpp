@@ -23,6 +23,10 @@
 // rate is all packets over the wall time from the workers' common start to the last one's end.
 //
 // Control side: the main thread loads, builds and reports; worker threads only run their share.
+//
+// --json also reports each worker's fragment table at the end of the first iteration
+// (`fragment_table`: capacity, in_use, high_water, memory_bytes; summed in the total), so that a
+// fragment flood can show that the table stays at the size it was given.
 #pragma once
 
 #include <cstdint>

@@ -109,6 +109,17 @@ void print_stats(const json& r, std::FILE* out) {
     for (const auto& [k, v] : reasons) rt.add({k, cell(v)});
     if (rt.rows() > 0) rt.print(out);
 
+    if (const json& tables = at(r, "tables"); tables.is_object()) {
+        const json& f = at(tables, "flows");
+        const json& g = at(tables, "fragments");
+        fmt::print(out, "tables:\n");
+        TextTable tt({"table", ">capacity", ">in_use", ">inserted", ">evicted", ">refused", ">expired"});
+        tt.add({"flows", str(f, "capacity"), str(f, "in_use"), str(f, "inserted"), str(f, "evicted"), str(f, "refused"),
+                str(f, "expired")});
+        tt.add({"fragments", str(g, "capacity"), str(g, "in_use"), "", "", "", ""});
+        tt.print(out);
+    }
+
     fmt::print(out, "workers:\n");
     TextTable wt({">worker", ">lcore", ">rx", ">allow", ">drop", ">reject", ">flows"});
     for (const auto& w : list(r, "workers"))

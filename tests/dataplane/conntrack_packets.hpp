@@ -91,10 +91,11 @@ inline ParsedPacket echo_reply(const rules::IpAddr& src, const rules::IpAddr& ds
 }
 
 // An ICMP error from `src` to `dst` quoting a packet (inner_src, inner_sport) -> (inner_dst, inner_dport)
-// of protocol inner_proto (for a quoted echo, both ports hold its identifier).
+// of protocol inner_proto (for a quoted echo, both ports hold its identifier, and inner_icmp_type says
+// whether it was a request or a reply).
 inline ParsedPacket icmp_error(const rules::IpAddr& src, const rules::IpAddr& dst, const rules::IpAddr& inner_src,
                                uint16_t inner_sport, const rules::IpAddr& inner_dst, uint16_t inner_dport,
-                               uint8_t inner_proto) {
+                               uint8_t inner_proto, uint8_t inner_icmp_type = 0) {
     const bool v4 = src.family == rules::Family::v4;
     ParsedPacket p = icmp(src, dst, v4 ? 3 : 1);  // destination unreachable
     p.icmp_code = v4 ? 3 : 4;                     // port unreachable
@@ -104,6 +105,7 @@ inline ParsedPacket icmp_error(const rules::IpAddr& src, const rules::IpAddr& ds
     p.inner_src = inner_src;
     p.inner_dst = inner_dst;
     p.inner_proto = inner_proto;
+    p.inner_icmp_type = inner_icmp_type;
     p.inner_sport = inner_sport;
     p.inner_dport = inner_dport;
     return p;

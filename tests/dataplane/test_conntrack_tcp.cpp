@@ -34,6 +34,7 @@ struct Outcome {
     Reason reason = Reason::established;
 };
 constexpr Outcome kOpen{Want::open}, kPass{Want::pass}, kReopen{Want::reopen};
+constexpr Outcome kChallenged{Want::pass, Reason::rst_in_window};  // passed, state kept (RFC 5961)
 constexpr Outcome drop(Reason r) { return {Want::drop, r}; }
 
 constexpr uint16_t kW = 65535;
@@ -117,8 +118,8 @@ const std::vector<Case>& cases() {
          handshake({
              {C, "P.", 1, 1, kW, 1000, kPass, tcp_established},
              {S, ".", 1, 1001, kW, 0, kPass, tcp_established},
-             {C, "R", 6001, 0, 0, 0, kPass, tcp_established},
-             {S, "R.", 30001, 1001, 0, 0, kPass, tcp_established},
+             {C, "R", 6001, 0, 0, 0, kChallenged, tcp_established},
+             {S, "R.", 30001, 1001, 0, 0, kChallenged, tcp_established},
              {C, "P.", 1001, 1, kW, 100, kPass, tcp_established},
              {S, ".", 1, 1101, kW, 0, kPass, tcp_established},
          })},
@@ -262,7 +263,7 @@ const std::vector<Case>& cases() {
          handshake({
              {C, "P.", 1, 1, kW, 1000, kPass, tcp_established},
              {S, ".", 1, 1001, kW, 0, kPass, tcp_established},
-             {C, "R", 1501, 0, 0, 0, kPass, tcp_established},         // the attacker's guess
+             {C, "R", 1501, 0, 0, 0, kChallenged, tcp_established},    // the attacker's guess
              {S, ".", 1, 1001, kW, 0, kPass, tcp_established},        // the server's challenge ACK
              {C, "P.", 1001, 1, kW, 100, kPass, tcp_established},     // the real client ignores it
              {S, ".", 1, 1101, kW, 0, kPass, tcp_established},
@@ -271,7 +272,7 @@ const std::vector<Case>& cases() {
          handshake({
              {C, "P.", 1, 1, kW, 1000, kPass, tcp_established},
              {S, ".", 1, 1001, kW, 0, kPass, tcp_established},
-             {C, "R", 1501, 0, 0, 0, kPass, tcp_established},
+             {C, "R", 1501, 0, 0, 0, kChallenged, tcp_established},
              {S, ".", 1, 1001, kW, 0, kPass, tcp_established},
              {C, "R", 1001, 0, 0, 0, kPass, tcp_close},
          })},
@@ -360,7 +361,7 @@ void run(const Case& c, const Variant& v) {
             break;
         case Want::pass:
             REQUIRE(r.action == CtAction::pass);
-            REQUIRE(r.reason == Reason::established);
+            REQUIRE(info(r.reason).counter == info(s.outcome.reason).counter);
             REQUIRE(r.reply == (s.dir == Dir::S));
             break;
         case Want::drop:

@@ -460,9 +460,9 @@ TEST_CASE("ICMP errors pass only as related to a live connection", "[flows]") {
          Reason::related, dns, false},
         {"an error about the TCP connection", icmp_error(router, s, s, 443, c, 40000, 6), CtAction::pass,
          Reason::related, web, false},
-        {"an error about the echo request", icmp_error(router, c, c, 7, s, 7, 1), CtAction::pass,
+        {"an error about the echo request", icmp_error(router, c, c, 7, s, 7, 1, 8), CtAction::pass,
          Reason::related, ping, true},
-        {"an error about the echo reply", icmp_error(router, s, s, 7, c, 7, 1), CtAction::pass, Reason::related,
+        {"an error about the echo reply", icmp_error(router, s, s, 7, c, 7, 1, 0), CtAction::pass, Reason::related,
          ping, false},
         {"quoting a port with no connection", icmp_error(s, c, c, 5354, s, 53, 17), CtAction::drop,
          Reason::related_no_flow, kNoFlow, false},
@@ -491,6 +491,48 @@ TEST_CASE("ICMP errors pass only as related to a live connection", "[flows]") {
     // A dead connection relates nothing.
     CHECK(ct.track(icmp_error(s, c, c, 5353, s, 53, 17), 0, kSec + FlowTimeouts{}.udp_unreplied).reason ==
           Reason::related_no_flow);
+}
+
+TEST_CASE("ICMP errors quoting an echo match only the exchange the quoted message belongs to", "[flows]") {
+    // CVE-2024-6640 pattern.  The tracker used to try the quoted identifier both as a request from
+    // inner_src and as a reply to it, whatever the quoted type: an error quoting a request the
+    // responder never sent, a reply the requester never sent, or any non-echo ICMP message whose bytes
+    // 4-5 equal the identifier (0 for most) passed as `related` to the echo exchange.
+    for (const bool v6 : {false, true}) {
+        INFO((v6 ? "ICMPv6" : "ICMP"));
+        ConnTrack ct(FlowTableConfig{.capacity = 16, .seed = 6});
+        const IpAddr c = v6 ? addr("2001:db8::11") : host(11), s = v6 ? addr("2001:db8::22") : host(22);
+        const IpAddr router = v6 ? addr("2001:db8::99") : host(99);
+        const uint8_t proto = v6 ? 58 : 1, request = v6 ? 128 : 8, reply = v6 ? 129 : 0;
+        const uint8_t unreachable = v6 ? 1 : 3, solicitation = 135;
+        const FlowHandle ping = open(ct, echo_request(c, s, 0), kSec);
+        REQUIRE(ping != kNoFlow);
+        struct Row {
+            const char* name;
+            ParsedPacket packet;
+            Reason reason;
+        };
+        const std::vector<Row> rows{
+            {"the requester's request, to the requester", icmp_error(router, c, c, 0, s, 0, proto, request),
+             Reason::related},
+            {"the responder's reply, to the responder", icmp_error(router, s, s, 0, c, 0, proto, reply),
+             Reason::related},
+            {"a request the responder never sent", icmp_error(router, s, s, 0, c, 0, proto, request),
+             Reason::related_no_flow},
+            {"a reply the requester never sent", icmp_error(router, c, c, 0, s, 0, proto, reply),
+             Reason::related_no_flow},
+            {"a quoted unreachable (identifier bytes 0)", icmp_error(router, c, c, 0, s, 0, proto, unreachable),
+             Reason::related_no_flow},
+            {"a quoted neighbour solicitation", icmp_error(router, c, c, 0, s, 0, proto, solicitation),
+             Reason::related_no_flow},
+        };
+        for (const Row& row : rows) {
+            INFO(row.name);
+            const CtResult r = ct.track(row.packet, 0, 2 * kSec);
+            CHECK(r.reason == row.reason);
+            CHECK(r.action == (row.reason == Reason::related ? CtAction::pass : CtAction::drop));
+        }
+    }
 }
 
 TEST_CASE("ICMPv6 packet too big is related to its IPv6 connection", "[flows]") {

@@ -360,3 +360,86 @@ TEST_CASE("fragments: configuration is checked", "[fragments]") {
     const FragmentTable t(c);
     CHECK(t.capacity() == 1024);  // 125 buckets of 8, rounded up to 128
 }
+
+TEST_CASE("fragments: check_first refuses, before anything is decided, what first_fragment would refuse", "[fragments]") {
+    // The pipeline used to track and classify a first fragment before the table refused it: a forged
+    // repeated first fragment carrying an exact RST closed the connection in the firewall although
+    // the packet was dropped (pcaps/adversarial/011-frag-tcp).  check_first answers first.
+    FragmentTable t(config(16));  // two buckets of eight: every datagram competes with every other
+    uint64_t now = 0;
+    const auto k = key(1);
+    SECTION("a new datagram with room: nothing to say, and nothing recorded") {
+        CHECK_FALSE(t.check_first(k, {0, 1480, true}, now).has_value());
+        CHECK(t.size() == 0);
+    }
+    SECTION("a repeated first fragment overlaps: the datagram dies") {
+        REQUIRE(t.first_fragment(k, {0, 1480, true}, FirstDecision::allow(5), now).pass);
+        const auto v = t.check_first(k, {0, 1480, true}, now);
+        REQUIRE(v.has_value());
+        CHECK_FALSE(v->pass);
+        CHECK(v->reason == Reason::fragment_overlap);
+        CHECK(t.later_fragment(k, {1480, 8, false}, now).reason == Reason::fragment_overlap);
+    }
+    SECTION("a repeated first fragment of a denied datagram gets its reason, unclassified") {
+        REQUIRE_FALSE(t.first_fragment(k, {0, 1480, true}, FirstDecision::deny(Reason::default_action), now).pass);
+        const auto v = t.check_first(k, {0, 1480, true}, now);
+        REQUIRE(v.has_value());
+        CHECK(v->reason == Reason::default_action);
+    }
+    SECTION("lengths no fragment may have") {
+        for (const FragmentSpan span : {FragmentSpan{0, 12, true}, FragmentSpan{0, 0, true}}) {
+            const auto v = t.check_first(k, span, now);
+            REQUIRE(v.has_value());
+            CHECK(v->reason == Reason::fragment_bad_length);
+        }
+        CHECK_FALSE(t.check_first(k, {0, 12, false}, now).has_value());  // a last fragment may be odd
+    }
+    SECTION("no room: fragment_table_full, whatever the decision would be") {
+        for (uint32_t id = 100; id < 116; ++id)
+            REQUIRE(t.first_fragment(key(id), {0, 8, true}, FirstDecision::allow(id), now).pass);
+        const auto v = t.check_first(k, {0, 8, true}, now + kMs);
+        REQUIRE(v.has_value());
+        CHECK(v->reason == Reason::fragment_table_full);
+        // once the others are idle they may be evicted: room again
+        CHECK_FALSE(t.check_first(k, {0, 8, true}, now + 2 * kSecond).has_value());
+    }
+    SECTION("an expired datagram is forgotten: its key starts anew") {
+        REQUIRE(t.first_fragment(k, {0, 8, true}, FirstDecision::allow(5), now).pass);
+        CHECK_FALSE(t.check_first(k, {0, 8, true}, now + FragmentConfig{}.timeout).has_value());
+        CHECK(t.size() == 0);
+    }
+}
+
+TEST_CASE("fragments: a TCP datagram says how far its segment reaches", "[fragments]") {
+    // A TCP segment in fragments: the first fragment is tracked with the bytes it carries, the later
+    // ones tell the pipeline how far the segment reaches, so that the receiver's ACK of all of it is in
+    // the window (pcaps/adversarial/011-frag-tcp: it was `invalid_tcp_window`).
+    FragmentTable t(config());
+    const auto k = key(9, 6);
+    const uint32_t base = 0xFFFFFF00u;  // wraps: sequence space is modular
+    const auto first = t.first_fragment(k, {0, 1480, true}, FirstDecision::allow(3, {true, true, base}), 0);
+    REQUIRE(first.pass);
+    CHECK(first.tcp);
+    CHECK(first.tcp_end == base + 1480);
+    CHECK(first.handle == 3);
+    const auto middle = t.later_fragment(k, {1480, 1480, true}, 0);
+    CHECK(middle.tcp);
+    CHECK(middle.tcp_end == base + 2960);
+    const auto last = t.later_fragment(k, {2960, 60, false}, 0);
+    CHECK(last.tcp);
+    CHECK(last.tcp_end == base + 3020 + 1);  // the FIN counts after the last byte
+    CHECK(t.size() == 0);                     // complete
+    // a datagram that is not a TCP segment reports nothing
+    const auto k2 = key(10);
+    REQUIRE(t.first_fragment(k2, {0, 8, true}, FirstDecision::allow(4), 0).pass);
+    CHECK_FALSE(t.later_fragment(k2, {8, 8, false}, 0).tcp);
+}
+
+TEST_CASE("fragments: the high-water mark", "[fragments]") {
+    FragmentTable t(config());
+    CHECK(t.high_water() == 0);
+    for (uint32_t id = 0; id < 10; ++id) REQUIRE(t.first_fragment(key(id), {0, 8, true}, FirstDecision::allow(id), 0).pass);
+    for (uint32_t id = 0; id < 10; ++id) REQUIRE(t.later_fragment(key(id), {8, 8, false}, 0).pass);
+    CHECK(t.size() == 0);
+    CHECK(t.high_water() == 10);
+}

@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "dataplane/fragments.hpp"
 #include "dataplane/frames.hpp"
 #include "dataplane/parser.hpp"
 
@@ -421,6 +422,7 @@ TEST_CASE("parser: ICMP, and the packet an error quotes", "[parser]") {
         {"quoting an echo request", v4().icmp_error(11, 0, quoted_echo).bytes(), std::nullopt,
          [](const ParsedPacket& p) {
              CHECK(p.inner_proto == kIpProtoIcmp);
+             CHECK(p.inner_icmp_type == 8);  // which side of the exchange it was (conntrack.hpp)
              CHECK(p.inner_sport == 0x1234);
              CHECK(p.inner_dport == 0x1234);
          }},
@@ -669,6 +671,31 @@ TEST_CASE("parser: IPv6 header and extension-header chain", "[parser]") {
     });
 }
 
+TEST_CASE("parser: where a fragment's data starts, and the span the fragment table records", "[parser]") {
+    // RFC 8200 §4.5: the fragmentable part starts right after the Fragment header, extension headers
+    // included.  FragmentSpan::of used to measure from the L4 header, so a first fragment whose
+    // Fragment header is followed by destination options was recorded short by them: a later fragment
+    // overlapping those bytes passed, and the datagram never completed.
+    ParsedPacket p;
+    const Bytes v4_first = v4({.id = 7, .mf = true}).tcp(1234, 80).payload(100).bytes();
+    REQUIRE_FALSE(parse(v4_first, p));
+    CHECK(p.fragment_data == 34);
+    CHECK(FragmentSpan::of(p).length == 120);
+    const Bytes v6_first = v6().ipv6_frag({.more = true, .id = 9}).ipv6_ext(60, 16).tcp(1234, 80).payload(100).bytes();
+    REQUIRE_FALSE(parse(v6_first, p));
+    CHECK(p.l4_offset == 54 + 8 + 16);
+    CHECK(p.fragment_data == 54 + 8);
+    const FragmentSpan first = FragmentSpan::of(p);
+    CHECK(first.offset == 0);
+    CHECK(first.length == 16 + 20 + 100);  // the options count, like the TCP header and the data
+    CHECK(first.more);
+    const Bytes v6_later = v6().ipv6_frag({.offset = 136, .id = 9}).protocol(60).payload(24).bytes();
+    REQUIRE_FALSE(parse(v6_later, p));
+    CHECK(p.fragment_data == 54 + 8);
+    CHECK(FragmentSpan::of(p).offset == 136);
+    CHECK(FragmentSpan::of(p).length == 24);
+}
+
 TEST_CASE("parser: IPv6 fragments (RFC 7112)", "[parser]") {
     run({
         {"destination options + fragment header + TCP, first fragment",
@@ -682,6 +709,7 @@ TEST_CASE("parser: IPv6 fragments (RFC 7112)", "[parser]") {
              CHECK(p.proto == kIpProtoTcp);
              CHECK(p.l4_present);
              CHECK(p.l4_offset == 54 + 16);
+             CHECK(p.fragment_data == 54 + 16);  // the destination options come before the Fragment header
              CHECK(p.dport == 22);
          }},
         {"later fragment: no L4", v6().ipv6_frag({.offset = 1232, .more = true, .id = 9}).udp(1, 2).payload(24).bytes(),

@@ -15,6 +15,7 @@ using tagwall::rules::Action;
 using tagwall::rules::RuleSet;
 using tagwall::test::Bytes;
 using tagwall::test::Frame;
+using tagwall::test::TcpOpts;
 using tagwall::test::ip;
 using tagwall::test::mac;
 
@@ -213,4 +214,84 @@ TEST_CASE("pipeline: unknown VLAN, malformed frames, ARP", "[pipeline]") {
     CHECK(v.reason == Reason::spoofed_arp);
     CHECK(t.pipe->conntrack().table().size() == 0);
     CHECK(t.pipe->reason_count(Reason::unknown_segment) == 1);
+}
+
+namespace {
+
+// A connection web-1:40000 -> server:443 (rule web-out), handshake done: web-1 at 1001, server at 5001.
+void handshake(Fixture& t) {
+    REQUIRE(t.out_tcp(40000, 443, 1000, 0, kTcpSyn).reason == Reason::rule);
+    REQUIRE(t.in_tcp(443, 40000, 5000, 1001, kTcpSyn | kTcpAck).reason == Reason::established);
+    REQUIRE(t.out_tcp(40000, 443, 1001, 5001, kTcpAck).reason == Reason::established);
+}
+
+// web-1's segment of `len` bytes at `seq`, in IPv4 fragments of the datagram `id`: the first carries
+// the TCP header and first_len bytes of data, the second the rest.
+Bytes tcp_first_fragment(uint16_t id, uint32_t seq, uint8_t flags, size_t first_len) {
+    return Frame().eth(kWebMac, kRouterMac).ipv4(kWeb, kServer, {.id = id, .mf = true})
+        .tcp(40000, 443, {.seq = seq, .ack = 5001, .flags = flags}).payload(first_len).bytes();
+}
+Bytes tcp_later_fragment(uint16_t id, uint16_t offset, size_t len) {
+    return Frame().eth(kWebMac, kRouterMac).ipv4(kWeb, kServer, {.proto = 6, .id = id, .frag_offset = offset})
+        .payload(len).bytes();
+}
+
+FlowState only_state(const Fixture& t) {
+    FlowState s = FlowState::free;
+    t.pipe->conntrack().table().for_each([&](FlowHandle, const FlowEntry& e) { s = e.state; });
+    return s;
+}
+
+}  // namespace
+
+TEST_CASE("pipeline: a TCP segment in fragments, acknowledged whole", "[pipeline][fragments]") {
+    // The first fragment used to be tracked as the whole segment: the receiver's ACK of all of it then
+    // acknowledged data "never sent" and was dropped as invalid_tcp_window, stalling the connection.
+    Fixture t;
+    handshake(t);
+    CHECK(t.run(tcp_first_fragment(50, 1001, kTcpAck | kTcpPsh, 1460), kWorkload).reason == Reason::established);
+    CHECK(t.run(tcp_later_fragment(50, 1480, 540), kWorkload).reason == Reason::established);  // 2000 bytes
+    auto v = t.in_tcp(443, 40000, 5001, 3001, kTcpAck);
+    CHECK(v.action == Action::allow);
+    CHECK(v.reason == Reason::established);
+    // acknowledging more than the segment held is still outside the window
+    CHECK(t.in_tcp(443, 40000, 5001, 3002, kTcpAck).reason == Reason::invalid_tcp_window);
+
+    SECTION("IPv6, with destination options after the Fragment header") {
+        Fixture u;
+        const auto web6 = ip("2001:db8:10::11"), server6 = ip("2001:db8:99::1");
+        auto out6 = [&](const TcpOpts& o) {
+            return u.run(Frame().eth(kWebMac, kRouterMac).ipv6(web6, server6).tcp(40001, 443, o).bytes(), kWorkload);
+        };
+        auto in6 = [&](const TcpOpts& o) {
+            return u.run(Frame().eth(kRouterMac, kWebMac).ipv6(server6, web6).tcp(443, 40001, o).bytes(), kUplink);
+        };
+        REQUIRE(out6({.seq = 1000, .flags = kTcpSyn}).reason == Reason::rule);
+        REQUIRE(in6({.seq = 5000, .ack = 1001, .flags = kTcpSyn | kTcpAck}).reason == Reason::established);
+        REQUIRE(out6({.seq = 1001, .ack = 5001, .flags = kTcpAck}).reason == Reason::established);
+        // fragmentable part: 8 bytes of options, 20 of TCP header, 1000 of data = 512 + 516
+        const Bytes first = Frame().eth(kWebMac, kRouterMac).ipv6(web6, server6).ipv6_frag({.more = true, .id = 77})
+                                .ipv6_ext(60).tcp(40001, 443, {.seq = 1001, .ack = 5001, .flags = kTcpAck}).payload(484).bytes();
+        const Bytes later = Frame().eth(kWebMac, kRouterMac).ipv6(web6, server6).ipv6_frag({.offset = 512, .id = 77})
+                                .protocol(60).payload(516).bytes();
+        CHECK(u.run(first, kWorkload).reason == Reason::established);
+        CHECK(u.run(later, kWorkload).reason == Reason::established);
+        CHECK(in6({.seq = 5001, .ack = 2001, .flags = kTcpAck}).reason == Reason::established);
+    }
+}
+
+TEST_CASE("pipeline: a forged repeated first fragment never reaches connection tracking", "[pipeline][fragments]") {
+    // A second first fragment of a live datagram is an overlap and is dropped.  It used to be tracked
+    // first: with RST at the exact sequence number it closed the connection in the firewall although
+    // the endpoints never saw it (a SYN on the ports then opened a new connection over the live one).
+    Fixture t;
+    handshake(t);
+    REQUIRE(t.run(tcp_first_fragment(51, 1001, kTcpAck | kTcpPsh, 1460), kWorkload).reason == Reason::established);
+    const auto v = t.run(tcp_first_fragment(51, 1001, kTcpRst | kTcpAck, 1460), kWorkload);
+    CHECK(v.action == Action::drop);
+    CHECK(v.reason == Reason::fragment_overlap);
+    CHECK(only_state(t) == FlowState::tcp_established);
+    CHECK(t.run(tcp_later_fragment(51, 1480, 540), kWorkload).reason == Reason::fragment_overlap);
+    CHECK(t.out_tcp(40000, 443, 900000, 0, kTcpSyn).reason == Reason::invalid_tcp_state);
+    CHECK(t.pipe->reason_count(Reason::fragment_overlap) == 2);
 }
