@@ -38,6 +38,8 @@ usage: scripts/bench-replay.sh [options]
   --flow-capacity N    tagwall flows.capacity and OVS ct maxconns (default 4194304)
   --trial-seconds S    sending time of each trial (default 2; RFC 2544 says 60)
   --resolution F       search precision (default 0.02)
+  --loss-tolerance F   fraction of offered frames a "zero-loss" trial may lose (default 0: none;
+                       RFC 2544 allows none - a tolerance is for shared, noisy machines, and is reported)
   --smoke              the quick check described above (tests/cli/bench-replay-smoke.sh), no report
   --out-dir DIR        where performance.md goes (default docs; its figures go to DIR/perf)
   --no-build           do not run ninja first
@@ -61,6 +63,7 @@ capacity_list=10000,100000,1000000
 flow_capacity=4194304
 trial_seconds=2
 resolution=0.02
+loss_tolerance=0
 smoke=0
 do_build=1
 hugepages_gb=2
@@ -80,6 +83,7 @@ while [ $# -gt 0 ]; do
         --flow-capacity) need_value "$@"; flow_capacity=$2; shift ;;
         --trial-seconds) need_value "$@"; trial_seconds=$2; shift ;;
         --resolution) need_value "$@"; resolution=$2; shift ;;
+        --loss-tolerance) need_value "$@"; loss_tolerance=$2; shift ;;
         --smoke) smoke=1 ;;
         --out-dir) need_value "$@"; OUT_DIR=$2; shift ;;
         --no-build) do_build=0 ;;
@@ -295,8 +299,8 @@ start_dut() {
         "${appctl[@]}" dpctl/ct-set-maxconns "$flow_capacity" >/dev/null
         DUT_FLUSH="ovs-appctl -t $dir/ovs-vswitchd.ctl dpctl/flush-conntrack >/dev/null"
         # OVS transmits on a port from each PMD thread and the main thread (a tx queue each): the
-        # generator polls as many receive rings.
-        DUT_RX_QUEUES=$((w + 1))
+        # generator (the memif client) must have exactly as many receive rings.
+        DUT_RX_QUEUES=$(($(printf '%s\n' "${cpus[@]}" | sort -u | wc -l) + 1))
         pinned=$("${appctl[@]}" dpif-netdev/pmd-rxq-show | tr -s ' \n' ' ')
         say "ovs: $(ovs-ofctl dump-aggregate "unix:$dir/br0.mgmt" | tr -d '\n'); rx queues: $pinned"
         ;;
@@ -339,7 +343,7 @@ run_gen() {
     [ -n "$DUT_STATS" ] && stats_before=$(eval "$DUT_STATS" || echo null)
     "$BENCH" generate --policy "$policy" --memif-dir "$MEMIF" --pairs "$w" \
         --cpus "$(cpu_list "${GEN_CPUS[@]:0:$ngen}")" --mix "$mix" --trial-seconds "$trial_seconds" \
-        --resolution "$resolution" --file-prefix "$prefix" --rx-queues "$DUT_RX_QUEUES" "${between[@]}" --json "$@" \
+        --resolution "$resolution" --loss-tolerance "$loss_tolerance" --file-prefix "$prefix" --rx-queues "$DUT_RX_QUEUES" "${between[@]}" --json "$@" \
         >"$TMP/gen.json" 2>"$TMP/gen.err" &
     GEN_PID=$!
     local rc=0
@@ -451,7 +455,7 @@ fi
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 mkdir -p "$OUT_DIR/perf"
-args_line="scripts/bench-replay.sh --gen-cpus $gen_cpus --dut-cpus $dut_cpus --workers $workers_list --duts $duts_list --rules $rules_list --mixes $mixes_list --flows $flows --capacity '$capacity_list' --flow-capacity $flow_capacity --trial-seconds $trial_seconds --resolution $resolution"
+args_line="scripts/bench-replay.sh --gen-cpus $gen_cpus --dut-cpus $dut_cpus --workers $workers_list --duts $duts_list --rules $rules_list --mixes $mixes_list --flows $flows --capacity '$capacity_list' --flow-capacity $flow_capacity --trial-seconds $trial_seconds --resolution $resolution --loss-tolerance $loss_tolerance"
 /usr/bin/python3 scripts/replay-report.py --results "$TMP/results.jsonl" --out-dir "$OUT_DIR" --command "$args_line" \
     --build "$buildtype" --load-before "$load_before" --load-after "$load_after" \
     --seconds $(($(date +%s) - started)) --gen-cpus "$gen_cpus" --dut-cpus "$dut_cpus" \

@@ -118,7 +118,8 @@ def main():
           "the policy allows outside logged rules (a logged rule would measure the event log).",
           "",
           f"Each figure is an RFC 2544 search: a first trial as fast as the generator can, then bisection to "
-          f"the highest rate with **zero loss** over a {trial_s} s trial (RFC 2544 asks for 60 s: pass "
+          f"the highest rate with **zero loss** (loss tolerance {recs[0]['generator']['loss_tolerance'] if recs else 0:g} of "
+          f"the offered frames) over a {trial_s} s trial (RFC 2544 asks for 60 s: pass "
           "`--trial-seconds 60` for figures to quote).  Offered = every frame the schedule sent to the device, "
           "including those its full receive ring refused (on a memif the sender sees what a NIC counts as "
           "rx_missed); forwarded = frames that came back with the generator's marker on the right pair and side "
