@@ -141,16 +141,18 @@ def main():
         ceil_pps = nodrop(ceiling)[0] if ceiling else 0
         md += [f"### {MIX_NAMES[mix]}", "",
                "| device | zero-loss Mpps | " + ("connections/s | " if mix == "new-conn" else "")
+               + ("Gbps (with preamble and gap) | " if mix == "imix" else "")
                + "vs testpmd | max forwarded Mpps (offered) | what limits it |",
-               "|---|---:|" + ("---:|" if mix == "new-conn" else "") + "---:|---:|---|"]
+               "|---|---:|" + ("---:|" if mix in ("new-conn", "imix") else "") + "---:|---:|---|"]
         rows = ([ceiling] if ceiling else []) + [rec(d, ap_, w0, mix) for d in ("tagwall", "ovs") for ap_ in apps_list]
         for r in rows:
             if not r:
                 continue
-            pps, cps, _ = nodrop(r)
+            pps, cps, best = nodrop(r)
             first = r["generator"]["max"]
             ratio = f"{pps / ceil_pps:.2f}" if ceil_pps else "—"
             md.append(f"| {label(r)} | {pps / 1e6:.3f} | " + (f"{cps:,.0f} | " if mix == "new-conn" else "")
+                      + (f"{best['forwarded_gbps'] if best else 0:.2f} | " if mix == "imix" else "")
                       + f"{ratio} | {first['forwarded_pps'] / 1e6:.3f} ({first['offered_pps'] / 1e6:.3f}) | {limit_of(r)} |")
         md.append("")
 
@@ -230,7 +232,7 @@ def main():
                           + f" | {', '.join(eff) or '—'} |")
     md += ["", "Efficiency per added worker: (Mpps(W2) − Mpps(W1)) / ((W2 − W1) × Mpps per worker at the "
            "smallest count); target ≥ 85% up to 8 workers.", ""]
-    if series:
+    if any(mix == "established" for _, mix in series):
         fig, ax = plt.subplots(figsize=(6.5, 4))
         for (name, mix), (ws, pps) in series.items():
             if mix != "established":
