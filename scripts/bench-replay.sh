@@ -349,6 +349,7 @@ run_gen() {
     local rc=0
     wait "$GEN_PID" || rc=$?
     GEN_PID=""
+    cut -d' ' -f1 /proc/loadavg >>"$TMP/load.txt"
     rm -rf "/var/run/dpdk/$prefix" 2>/dev/null || true
     grep -E "trial|warm-up" "$TMP/gen.err" >&2 || true
     if [ "$rc" != 0 ] || [ ! -s "$TMP/gen.json" ]; then
@@ -458,6 +459,7 @@ mkdir -p "$OUT_DIR/perf"
 args_line="scripts/bench-replay.sh --gen-cpus $gen_cpus --dut-cpus $dut_cpus --workers $workers_list --duts $duts_list --rules $rules_list --mixes $mixes_list --flows $flows --capacity '$capacity_list' --flow-capacity $flow_capacity --trial-seconds $trial_seconds --resolution $resolution --loss-tolerance $loss_tolerance"
 /usr/bin/python3 scripts/replay-report.py --results "$TMP/results.jsonl" --out-dir "$OUT_DIR" --command "$args_line" \
     --build "$buildtype" --load-before "$load_before" --load-after "$load_after" \
+    --load-max "$(sort -g "$TMP/load.txt" 2>/dev/null | tail -n 1)" \
     --seconds $(($(date +%s) - started)) --gen-cpus "$gen_cpus" --dut-cpus "$dut_cpus" \
     --testpmd-version "$(dpkg-query -W -f='${Version}' dpdk-dev 2>/dev/null || echo '?')" \
     --ovs-version "$(dpkg-query -W -f='${Version}' openvswitch-switch-dpdk 2>/dev/null || echo '?')"

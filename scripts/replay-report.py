@@ -33,6 +33,15 @@ def machine():
     return f"{cpu}, {os.cpu_count()} CPUs, {mem / 1048576:.0f} GiB RAM, Linux {platform.release()}"
 
 
+def cpu_set(text):
+    """'0,2-4' -> {0, 2, 3, 4}"""
+    out = set()
+    for item in filter(None, text.split(",")):
+        lo, _, hi = item.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
 def rules_of(apps):
     return 3 * apps + 3
 
@@ -68,6 +77,7 @@ def main():
     for k in ("results", "out-dir", "command", "build", "load-before", "load-after", "seconds", "gen-cpus",
               "dut-cpus", "testpmd-version", "ovs-version"):
         ap.add_argument("--" + k, required=True)
+    ap.add_argument("--load-max", default="", help="the highest 1-minute load average seen after a run")
     a = ap.parse_args()
     recs = [json.loads(l) for l in open(a.results) if l.strip()]
     mixes = [r for r in recs if r.get("kind") == "mix"]
@@ -92,9 +102,29 @@ def main():
           f"Generated on {when}, commit {commit}, `{a.build}` build, in {meta['seconds']} s.  ",
           f"Machine: {meta['machine']}.  ",
           f"Generator on CPU(s) {a.gen_cpus}, device under test on CPU(s) {a.dut_cpus} (the first W of them for "
-          f"W workers).  Load average before / after: {a.load_before} / {a.load_after}.  ",
+          f"W workers).  Load average before / after: {a.load_before} / {a.load_after}"
+          + (f", highest after a run: {a.load_max}" if a.load_max else "") + ".  ",
           f"DPDK {a.testpmd_version} (dpdk-testpmd), Open vSwitch {a.ovs_version} (ovs-vswitchd-dpdk).", "",
-          "Command:", "", "```sh", a.command, "```", "",
+          "Command:", "", "```sh", a.command, "```", ""]
+    loads = [float(x.split()[0]) for x in (a.load_before, a.load_after, a.load_max) if x.strip()]
+    busy = max(loads) if loads else 0
+    # The harness itself keeps its generator and device CPUs busy (spinning pollers): more than that,
+    # plus a quarter of the machine, means other work shared the CPUs.
+    own = min(len(cpu_set(a.gen_cpus) | cpu_set(a.dut_cpus)), os.cpu_count() or 1)
+    crowded = busy > own + 0.25 * (os.cpu_count() or 1)
+    if crowded or a.build != "release" or trial_s < 10:
+        why = []
+        if crowded:
+            why.append(f"the machine was busy with other work (load average up to {busy:g} on {os.cpu_count()} CPUs, "
+                       f"{own} of them the harness's own: the device and the generator did not have their CPUs to "
+                       "themselves)")
+        if a.build != "release":
+            why.append(f"a `{a.build}` build, not `release`")
+        if trial_s < 10:
+            why.append(f"{trial_s} s trials")
+        md += ["> **Smoke figures, not final:** " + "; ".join(why) + ".  They show that the harness works end to "
+               "end and how it reports; quote only a run on a quiet machine with a release build and long trials.", ""]
+    md += [
           "## How it is measured", "",
           "A generator process (`tagwall-bench generate`) offers traffic to the device under test over "
           "`net_memif` (the device is the memif server of one port per side of each wire pair, the generator "
