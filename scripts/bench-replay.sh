@@ -167,7 +167,7 @@ missing=()
 command -v dpdk-testpmd >/dev/null || missing+=(dpdk-dev)
 if [ "$want_ovs" = 1 ] && [ ! -x "$OVS_VSWITCHD" ]; then missing+=(openvswitch-switch-dpdk); fi
 if [ "$smoke" = 0 ] && ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then missing+=(python3-matplotlib); fi
-/usr/bin/python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
+if [ "$want_ovs" = 1 ] && ! /usr/bin/python3 -c 'import yaml' 2>/dev/null; then missing+=(python3-yaml); fi
 if [ ${#missing[@]} -gt 0 ]; then
     say "installing ${missing[*]}"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
