@@ -37,7 +37,7 @@ using gen::Side;
 
 constexpr uint16_t kBurst = 32;
 constexpr uint16_t kRxDesc = 1024, kTxDesc = 1024;
-constexpr double kQuietSeconds = 0.02;     // a trial's drain ends after this long without a frame ...
+constexpr double kQuietSeconds = 0.05;     // a trial's drain ends after this long without a frame ...
 constexpr double kMaxDrainSeconds = 1.0;   // ... or after this long in any case
 constexpr uint16_t kDeniedPort = 9;        // discard: a port the allow rules should not admit
 constexpr std::array<uint16_t, 12> kImixLengths{60, 60, 60, 590, 60, 60, 590, 60, 60, 590, 1514, 590};
@@ -75,6 +75,7 @@ struct Counters {
     uint64_t tx_attempted = 0, tx_refused = 0, tx_bytes = 0, tx_no_mbuf = 0;
     uint64_t answers_attempted = 0, answers_refused = 0;
     uint64_t rx_valid = 0, rx_bytes = 0, rx_foreign = 0;
+    uint64_t rx_stale = 0;  // frames of ours from an earlier trial (a device that stalled): not counted
     uint64_t connections_done = 0;
     uint64_t send_tsc = 0;
 
@@ -88,6 +89,7 @@ struct Counters {
         rx_valid += o.rx_valid;
         rx_bytes += o.rx_bytes;
         rx_foreign += o.rx_foreign;
+        rx_stale += o.rx_stale;
         connections_done += o.connections_done;
         send_tsc = std::max(send_tsc, o.send_tsc);
     }
@@ -95,6 +97,7 @@ struct Counters {
 
 struct Context {
     Mix mix = Mix::established;
+    uint8_t trial = 0;  // the current trial, mod 64 (0: the warm-up)
     std::vector<Pair> pairs;
     traffic::Traffic traffic;
     uint64_t seed = 1;
@@ -223,7 +226,7 @@ void wait_links_up(const std::vector<Pair>& pairs, double timeout_seconds) {
 // --- receiving ---
 
 // One receive burst on `port` (where frames sent by the other side arrive); new-conn answers in place.
-void poll_rx(const Pair& p, uint16_t port, uint16_t queue, Side receiver, bool answer, Counters& c) {
+void poll_rx(const Pair& p, uint16_t port, uint16_t queue, Side receiver, bool answer, uint8_t trial, Counters& c) {
     std::array<rte_mbuf*, kBurst> rx{}, reply{}, release{};
     const uint16_t n = rte_eth_rx_burst(port, queue, rx.data(), kBurst);
     if (n == 0) return;
@@ -232,7 +235,9 @@ void poll_rx(const Pair& p, uint16_t port, uint16_t queue, Side receiver, bool a
         rte_mbuf* m = rx[i];
         const std::span<uint8_t> frame(rte_pktmbuf_mtod(m, uint8_t*), m->data_len);
         const gen::Marker mk = gen::read_marker(frame);
-        if (mk.ours && mk.pair == p.index && mk.side == gen::other(receiver)) {
+        if (mk.ours && mk.pair == p.index && mk.side == gen::other(receiver) && mk.trial != trial) {
+            ++c.rx_stale;
+        } else if (mk.ours && mk.pair == p.index && mk.side == gen::other(receiver)) {
             ++c.rx_valid;
             c.rx_bytes += m->pkt_len;
             if (answer) {
@@ -257,10 +262,10 @@ void poll_rx(const Pair& p, uint16_t port, uint16_t queue, Side receiver, bool a
     }
 }
 
-void poll_pair(const Pair& p, bool answer, Counters& c) {
+void poll_pair(const Pair& p, bool answer, uint8_t trial, Counters& c) {
     for (uint16_t q = 0; q < p.rx_queues; ++q) {
-        poll_rx(p, p.w_port, q, Side::server, answer, c);
-        poll_rx(p, p.u_port, q, Side::client, answer, c);
+        poll_rx(p, p.w_port, q, Side::server, answer, trial, c);
+        poll_rx(p, p.u_port, q, Side::client, answer, trial, c);
     }
 }
 
@@ -301,8 +306,8 @@ void send_syns(const Context& ctx, Pair& p, uint16_t n, Counters& c) {
     for (uint16_t i = 0; i < n; ++i) {
         const uint64_t conn = (p.next_connection++ * npairs + p.index) % space;
         const traffic::FlowSpec f = traffic::flow(ctx.traffic, conn, ctx.seed);
-        const gen::TcpSegment syn =
-            client_segment(f, p.index, dataplane::kTcpSyn, f.isn_client, 0, 0, f.service->dport);
+        gen::TcpSegment syn = client_segment(f, p.index, dataplane::kTcpSyn, f.isn_client, 0, 0, f.service->dport);
+        syn.trial = ctx.trial;
         const size_t len = gen::write_segment(
             std::span<uint8_t>(rte_pktmbuf_mtod(m[i], uint8_t*), rte_pktmbuf_tailroom(m[i])), syn);
         m[i]->data_len = static_cast<uint16_t>(len);
@@ -356,7 +361,7 @@ int run_lcore_task(void* arg) {
                 send_stored(s.pair->w_port, s.pair->server, static_cast<uint16_t>(n), ctx.pool, c);
             }
         }
-        for (Pair* p : t.pairs) poll_pair(*p, answer, c);
+        for (Pair* p : t.pairs) poll_pair(*p, answer, ctx.trial, c);
     }
     c.send_tsc = rte_rdtsc() - start;
     // Drain: what is in flight still counts.
@@ -364,9 +369,9 @@ int run_lcore_task(void* arg) {
     const uint64_t drain_end = rte_rdtsc() + static_cast<uint64_t>(kMaxDrainSeconds * hz);
     uint64_t last = rte_rdtsc();
     for (uint64_t now = last; now < drain_end && now - last < quiet; now = rte_rdtsc()) {
-        const uint64_t before = c.rx_valid + c.rx_foreign;
-        for (Pair* p : t.pairs) poll_pair(*p, answer, c);
-        if (c.rx_valid + c.rx_foreign != before) last = rte_rdtsc();
+        const uint64_t before = c.rx_valid + c.rx_foreign + c.rx_stale;
+        for (Pair* p : t.pairs) poll_pair(*p, answer, ctx.trial, c);
+        if (c.rx_valid + c.rx_foreign + c.rx_stale != before) last = rte_rdtsc();
     }
     return 0;
 }
@@ -415,14 +420,14 @@ uint64_t warmup_phase(Context& ctx, int phase, double timeout_seconds) {
                 }
                 more = more || cursor[k] < p.flows.size();
             }
-            poll_pair(p, false, c);
+            poll_pair(p, false, 0, c);
         }
     }
     uint64_t last = rte_rdtsc();
     const auto quiet = static_cast<uint64_t>(0.2 * hz);
     while (c.rx_valid < expected && rte_rdtsc() - last < quiet && rte_rdtsc() < deadline) {
         const uint64_t before = c.rx_valid;
-        for (const Pair& p : ctx.pairs) poll_pair(p, false, c);
+        for (const Pair& p : ctx.pairs) poll_pair(p, false, 0, c);
         if (c.rx_valid != before) last = rte_rdtsc();
     }
     return c.rx_valid;
@@ -440,6 +445,12 @@ struct TrialResult {
 
 TrialResult run_trial(Context& ctx, const std::vector<unsigned>& lcores, double rate, double seconds,
                       const GenerateOptions& o) {
+    // This trial's number in every frame it sends (a late frame of the last one is then told apart).
+    ctx.trial = static_cast<uint8_t>(ctx.trial % 63 + 1);
+    for (Pair& p : ctx.pairs)
+        for (FrameStore* st : {&p.client, &p.server})
+            for (size_t i = 0; i < st->size(); ++i)
+                gen::set_trial(std::span<uint8_t>(st->bytes.data() + st->offset[i], st->length[i]), ctx.trial);
     if (!o.between_trials.empty()) {
         const int rc = std::system(o.between_trials.c_str());
         if (rc != 0 && !o.quiet) fmt::print(stderr, "tagwall-bench generate: warning: --between-trials exited with {}\n", rc);
@@ -484,6 +495,7 @@ nlohmann::json to_json(const TrialResult& r, Mix mix) {
                      {"tx_no_mbuf", r.c.tx_no_mbuf},
                      {"rx_valid", r.c.rx_valid},
                      {"rx_foreign", r.c.rx_foreign},
+                     {"rx_stale", r.c.rx_stale},
                      {"offered_pps", static_cast<double>(r.c.tx_attempted + r.c.answers_attempted) / s},
                      {"forwarded_pps", static_cast<double>(r.c.rx_valid) / s},
                      {"offered_gbps", static_cast<double>(r.c.tx_bytes + 24 * r.c.tx_attempted) * 8 / s / 1e9},
@@ -502,11 +514,12 @@ void print_trial(const TrialResult& r, Mix mix, size_t number) {
     const char* unit = mix == Mix::new_conn ? "conn/s" : "fps";
     fmt::print(stderr,
                "tagwall-bench generate: trial {:2}: asked {:>12} {}, offered {:10.0f} {} ({:.3f} Mpps), forwarded "
-               "{:.3f} Mpps, lost {} of {} (refused at the device's rx {}){}{}\n",
+               "{:.3f} Mpps, lost {} of {} (refused at the device's rx {}){}{}{}\n",
                number, r.rate > 0 ? fmt::format("{:.0f}", r.rate) : std::string("max"), unit,
                static_cast<double>(r.offered) / s, unit,
                static_cast<double>(r.c.tx_attempted + r.c.answers_attempted) / s / 1e6,
                static_cast<double>(r.c.rx_valid) / s / 1e6, r.lost, r.offered, r.c.tx_refused,
+               r.c.rx_stale != 0 ? fmt::format(", {} late from the last trial", r.c.rx_stale) : std::string(),
                r.zero_loss ? ", ZERO LOSS" : "", r.generator_limited ? ", generator-limited" : "");
 }
 

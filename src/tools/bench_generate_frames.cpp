@@ -74,6 +74,7 @@ size_t write_segment(std::span<uint8_t> out, const TcpSegment& s) noexcept {
     put16(p + l3, kEtherTypeIpv4);
     uint8_t* ip = p + l3 + 2;
     ip[0] = 0x45;
+    ip[1] = static_cast<uint8_t>((s.trial & 0x3F) << 2);
     put16(ip + 2, static_cast<uint16_t>(kIpHeader + kTcpHeader + s.payload));
     put16(ip + 4, marker_id(s.pair, s.side));
     put16(ip + 6, 0x4000);  // DF
@@ -99,7 +100,18 @@ Marker read_marker(std::span<const uint8_t> frame) noexcept {
     const uint8_t* ip = frame.data() + l3;
     const uint16_t id = get16(ip + 4);
     if (id >> 8 != kMarker) return {};
-    return {true, static_cast<uint8_t>((id >> 1) & 0x7F), static_cast<Side>(id & 1), ip[kIpHeader + 13]};
+    return {true, static_cast<uint8_t>((id >> 1) & 0x7F), static_cast<Side>(id & 1), ip[kIpHeader + 13],
+            static_cast<uint8_t>(ip[1] >> 2)};
+}
+
+bool set_trial(std::span<uint8_t> frame, uint8_t trial) noexcept {
+    const size_t l3 = ipv4_offset(frame);
+    if (l3 == 0) return false;
+    uint8_t* ip = frame.data() + l3;
+    ip[1] = static_cast<uint8_t>((trial & 0x3F) << 2);
+    put16(ip + 10, 0);
+    put16(ip + 10, dataplane::internet_checksum(ip, kIpHeader));
+    return true;
 }
 
 Answer answer_in_place(std::span<uint8_t> frame, Side receiver) noexcept {

@@ -8,7 +8,9 @@
 // correct IPv4 and TCP checksums (Open vSwitch's userspace conntrack checks them).  The IPv4 id of
 // every frame is the marker: kMarker in its high byte, and in its low byte the wire pair the frame
 // was sent on (7 bits) and the side that sent it (1 bit), so that a frame counts as forwarded only
-// when it comes back on the pair it was sent on, out of the other side of the device.
+// when it comes back on the pair it was sent on, out of the other side of the device.  The DSCP bits
+// of the IPv4 TOS byte carry the trial (mod 64) the frame was sent in, so that a frame a stalled device
+// forwards late is not counted in the next trial.
 //
 // Sides.  The client side of pair k lives behind the device's uplink port (it sends the first
 // segment of each connection, from an address the policy's allow rules admit), the server side behind
@@ -48,6 +50,7 @@ struct TcpSegment {
     uint16_t payload = 0;  // zero bytes after the TCP header
     uint8_t pair = 0;      // < kMaxPairs
     Side side = Side::client;
+    uint8_t trial = 0;     // mod 64, in the DSCP bits
 };
 
 // The length of the frame write_segment() writes for this VLAN and payload.
@@ -74,8 +77,13 @@ struct Marker {
     uint8_t pair = 0;
     Side side = Side::client;
     uint8_t tcp_flags = 0;
+    uint8_t trial = 0;
 };
 Marker read_marker(std::span<const uint8_t> frame) noexcept;
+
+// Sets the trial of a frame write_segment() wrote (DSCP and the IPv4 header checksum); false when it
+// is not such a frame.
+bool set_trial(std::span<uint8_t> frame, uint8_t trial) noexcept;
 
 // The new-connections mix: each connection is SYN (client), SYN-ACK (server), ACK (client), RST
 // (server), every segment sent only once the one before it came through the device.  answer_in_place

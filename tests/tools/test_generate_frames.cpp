@@ -124,6 +124,24 @@ TEST_CASE("generate frames: the marker names the pair and side, and only in fram
     CHECK_FALSE(read_marker(std::span<const uint8_t>(f.data(), 30)).ours);
 }
 
+TEST_CASE("generate frames: the trial number travels in the DSCP bits, the checksum follows", "[generate]") {
+    std::vector<uint8_t> f(60);
+    TcpSegment s = syn();
+    s.trial = 5;
+    write_segment(f, s);
+    CHECK(read_marker(f).trial == 5);
+    REQUIRE(set_trial(f, 70));  // mod 64
+    CHECK(read_marker(f).trial == 6);
+    CHECK(checksums_ok(f, 18));
+    std::vector<uint8_t> arp = f;
+    arp[16] = 0x08;
+    arp[17] = 0x06;
+    CHECK_FALSE(set_trial(arp, 1));
+    // An answer keeps the trial of the segment it answers.
+    REQUIRE(answer_in_place(f, Side::server) == Answer::syn_ack);
+    CHECK(read_marker(f).trial == 6);
+}
+
 TEST_CASE("generate frames: a new connection answered in place passes a stateful firewall", "[generate]") {
     Wire wire;
     std::vector<uint8_t> f(60);
