@@ -16,8 +16,9 @@
 // on pair f mod P.  Mixes:
 //   established  --flows connections open their handshake first (warm-up: every SYN, then every
 //                SYN-ACK, then every ACK, each phase sent once the previous came through, with back-
-//                pressure instead of pacing, untimed), then each trial loops one ACK each way per flow:
-//                64-byte frames
+//                pressure instead of pacing, untimed; a connection whose ACK did not come through goes
+//                through the handshake again, as TCP would retransmit, up to 4 rounds), then each trial
+//                loops one ACK each way per flow: 64-byte frames
 //   imix         the same connections, each direction's segments carrying payload so that frames are
 //                60/590/1514 bytes in the proportions 7:4:1 (simple IMIX, 64/594/1518 with the FCS)
 //   new-conn     connections per second (RFC 9411's CPS): each connection is SYN, SYN-ACK, ACK, RST

@@ -104,6 +104,15 @@ Marker read_marker(std::span<const uint8_t> frame) noexcept {
             static_cast<uint8_t>(ip[1] >> 2)};
 }
 
+uint64_t connection_key_of(std::span<const uint8_t> frame) noexcept {
+    const Marker m = read_marker(frame);
+    if (!m.ours) return 0;
+    const uint8_t* ip = frame.data() + ipv4_offset(frame);
+    const uint32_t src = get32(ip + 12), dst = get32(ip + 16);
+    const uint16_t sport = get16(ip + kIpHeader), dport = get16(ip + kIpHeader + 2);
+    return m.side == Side::client ? connection_key(src, dst, sport, dport) : connection_key(dst, src, dport, sport);
+}
+
 bool set_trial(std::span<uint8_t> frame, uint8_t trial) noexcept {
     const size_t l3 = ipv4_offset(frame);
     if (l3 == 0) return false;

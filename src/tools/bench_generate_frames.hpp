@@ -81,6 +81,17 @@ struct Marker {
 };
 Marker read_marker(std::span<const uint8_t> frame) noexcept;
 
+// A connection's key: the same for every segment of it, whichever side sent it.
+constexpr uint64_t connection_key(uint32_t client_ip, uint32_t server_ip, uint16_t client_port,
+                                  uint16_t server_port) noexcept {
+    uint64_t x = (uint64_t{client_ip} << 32 | server_ip) * 0x9e3779b97f4a7c15ull;
+    x ^= (uint64_t{client_port} << 16 | server_port) + 0x632be59bd9b4e019ull + (x << 6) + (x >> 2);
+    x ^= x >> 31;
+    return x * 0xbf58476d1ce4e5b9ull;
+}
+// The key of the connection a frame of ours belongs to (0 when it is not one of ours).
+uint64_t connection_key_of(std::span<const uint8_t> frame) noexcept;
+
 // Sets the trial of a frame write_segment() wrote (DSCP and the IPv4 header checksum); false when it
 // is not such a frame.
 bool set_trial(std::span<uint8_t> frame, uint8_t trial) noexcept;
