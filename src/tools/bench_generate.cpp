@@ -11,7 +11,6 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
-#include <unordered_set>
 #include <vector>
 
 #include <fmt/format.h>
@@ -28,82 +27,19 @@
 #include "dataplane/config.hpp"
 #include "dataplane/eal.hpp"
 #include "dataplane/parser.hpp"
+#include "tools/bench_generate_context.hpp"
 #include "tools/bench_generate_frames.hpp"
 #include "tools/bench_pipeline_traffic.hpp"
 
 namespace tagwall::tools {
 namespace {
 
-using gen::Side;
+using namespace generate;  // the generator's own types (bench_generate_context.hpp)
 
-constexpr uint16_t kBurst = 32;
-constexpr uint16_t kRxDesc = 1024, kTxDesc = 1024;
 constexpr double kQuietSeconds = 0.05;     // a trial's drain ends after this long without a frame ...
 constexpr double kMaxDrainSeconds = 1.0;   // ... or after this long in any case
 constexpr uint16_t kDeniedPort = 9;        // discard: a port the allow rules should not admit
 constexpr std::array<uint16_t, 12> kImixLengths{60, 60, 60, 590, 60, 60, 590, 60, 60, 590, 1514, 590};
-
-enum class Mix { established, imix, new_conn, denied };
-
-// Frames a side sends in a loop, preloaded: frame i is bytes[offset[i], offset[i] + length[i]).
-struct FrameStore {
-    std::vector<uint8_t> bytes;
-    std::vector<uint64_t> offset;
-    std::vector<uint16_t> length;
-    size_t next = 0;  // the next frame to send (the owning lcore's)
-
-    void add(const gen::TcpSegment& s) {
-        const size_t at = bytes.size();
-        const size_t len = gen::frame_length(s.vlan, s.payload);
-        bytes.resize(at + len);
-        gen::write_segment(std::span<uint8_t>(bytes.data() + at, len), s);
-        offset.push_back(at);
-        length.push_back(static_cast<uint16_t>(len));
-    }
-    size_t size() const noexcept { return offset.size(); }
-};
-
-struct Pair {
-    uint8_t index = 0;
-    uint16_t w_port = 0, u_port = 0;  // DPDK ports facing the device's workload / uplink port
-    uint16_t rx_queues = 1;           // receive queues polled on each
-    std::vector<uint64_t> flows;      // flow indices of this pair (established, imix, denied)
-    FrameStore client, server;        // looped frames (denied: client only)
-    uint64_t next_connection = 0;     // new-conn: this pair's connections so far, across trials
-};
-
-struct Counters {
-    uint64_t tx_attempted = 0, tx_refused = 0, tx_bytes = 0, tx_no_mbuf = 0;
-    uint64_t answers_attempted = 0, answers_refused = 0;
-    uint64_t rx_valid = 0, rx_bytes = 0, rx_foreign = 0;
-    uint64_t rx_stale = 0;  // frames of ours from an earlier trial (a device that stalled): not counted
-    uint64_t connections_done = 0;
-    uint64_t send_tsc = 0;
-
-    void add(const Counters& o) noexcept {
-        tx_attempted += o.tx_attempted;
-        tx_refused += o.tx_refused;
-        tx_bytes += o.tx_bytes;
-        tx_no_mbuf += o.tx_no_mbuf;
-        answers_attempted += o.answers_attempted;
-        answers_refused += o.answers_refused;
-        rx_valid += o.rx_valid;
-        rx_bytes += o.rx_bytes;
-        rx_foreign += o.rx_foreign;
-        rx_stale += o.rx_stale;
-        connections_done += o.connections_done;
-        send_tsc = std::max(send_tsc, o.send_tsc);
-    }
-};
-
-struct Context {
-    Mix mix = Mix::established;
-    uint8_t trial = 0;  // the current trial, mod 64 (0: the warm-up)
-    std::vector<Pair> pairs;
-    traffic::Traffic traffic;
-    uint64_t seed = 1;
-    rte_mempool* pool = nullptr;
-};
 
 // One lcore's share of a trial.
 struct LcoreTask {
@@ -113,21 +49,6 @@ struct LcoreTask {
     double seconds = 0;
     Counters out;
 };
-
-gen::TcpSegment client_segment(const traffic::FlowSpec& f, uint8_t pair, uint8_t flags, uint32_t seq, uint32_t ack,
-                               uint16_t payload, uint16_t dport) {
-    const traffic::Service& s = *f.service;
-    return {traffic::kClientMac, s.server_mac, s.vlan, s.client_ip, s.server_ip, f.sport, dport, seq, ack, flags,
-            payload, pair, Side::client};
-}
-
-gen::TcpSegment server_segment(const traffic::FlowSpec& f, uint8_t pair, uint8_t flags, uint32_t seq, uint32_t ack,
-                               uint16_t payload) {
-    const traffic::Service& s = *f.service;
-    return {s.server_mac, traffic::kClientMac, s.vlan, s.server_ip, s.client_ip, s.dport, f.sport, seq, ack,
-            flags, payload, pair, Side::server};
-}
-
 
 // --- the frames each pair loops over ---
 
@@ -377,121 +298,6 @@ int run_lcore_task(void* arg) {
     return 0;
 }
 
-// --- warm-up (established, imix): every flow's handshake through the device, one phase at a time ---
-
-gen::TcpSegment handshake_segment(const traffic::FlowSpec& f, uint8_t pair, int phase) {
-    switch (phase) {
-    case 0: return client_segment(f, pair, dataplane::kTcpSyn, f.isn_client, 0, 0, f.service->dport);
-    case 1: return server_segment(f, pair, dataplane::kTcpSyn | dataplane::kTcpAck, f.isn_server, f.isn_client + 1, 0);
-    default:
-        return client_segment(f, pair, dataplane::kTcpAck, f.isn_client + 1, f.isn_server + 1, 0, f.service->dport);
-    }
-}
-
-// Receives during the warm-up: counts frames of ours (trial 0), and with `through` records the
-// connection of each client ACK that came through (the last segment of a handshake).
-void warmup_poll(const Pair& p, std::unordered_set<uint64_t>* through, Counters& c) {
-    std::array<rte_mbuf*, kBurst> rx{};
-    for (uint16_t q = 0; q < p.rx_queues; ++q) {
-        for (const uint16_t port : {p.w_port, p.u_port}) {
-            const uint16_t n = rte_eth_rx_burst(port, q, rx.data(), kBurst);
-            for (uint16_t i = 0; i < n; ++i) {
-                const std::span<const uint8_t> frame(rte_pktmbuf_mtod(rx[i], const uint8_t*), rx[i]->data_len);
-                const gen::Marker mk = gen::read_marker(frame);
-                const Side expected = port == p.w_port ? Side::client : Side::server;
-                if (mk.ours && mk.pair == p.index && mk.side == expected && mk.trial == 0) {
-                    ++c.rx_valid;
-                    if (through != nullptr && mk.tcp_flags == dataplane::kTcpAck) through->insert(gen::connection_key_of(frame));
-                } else {
-                    ++c.rx_foreign;
-                }
-            }
-            if (n != 0) rte_pktmbuf_free_bulk(rx.data(), n);
-        }
-    }
-}
-
-// Sends one handshake segment (phase 0 SYN, 1 SYN-ACK, 2 ACK) for every flow in todo[k] of each pair
-// k (back-pressure: what a full ring refuses is sent again), receiving as it goes; returns how many
-// came through.  Phase 2 records in `through` the connections whose ACK came through.
-uint64_t warmup_phase(Context& ctx, int phase, const std::vector<std::vector<uint64_t>>& todo, double timeout_seconds,
-                      std::unordered_set<uint64_t>& through) {
-    const Side sender = phase == 1 ? Side::server : Side::client;
-    std::unordered_set<uint64_t>* record = phase == 2 ? &through : nullptr;
-    std::vector<size_t> cursor(ctx.pairs.size(), 0);
-    Counters c;
-    uint64_t expected = 0;
-    for (const auto& t : todo) expected += t.size();
-    const double hz = static_cast<double>(rte_get_tsc_hz());
-    const uint64_t deadline = rte_rdtsc() + static_cast<uint64_t>(timeout_seconds * hz);
-    bool more = true;
-    while (more && rte_rdtsc() < deadline) {
-        more = false;
-        for (size_t k = 0; k < ctx.pairs.size(); ++k) {
-            Pair& p = ctx.pairs[k];
-            const auto n = static_cast<uint16_t>(std::min<size_t>(kBurst, todo[k].size() - cursor[k]));
-            if (n != 0) {
-                std::array<rte_mbuf*, kBurst> m{};
-                if (rte_pktmbuf_alloc_bulk(ctx.pool, m.data(), n) == 0) {
-                    for (uint16_t i = 0; i < n; ++i) {
-                        const traffic::FlowSpec f = traffic::flow(ctx.traffic, todo[k][cursor[k] + i], ctx.seed);
-                        const size_t len = gen::write_segment(
-                            std::span<uint8_t>(rte_pktmbuf_mtod(m[i], uint8_t*), rte_pktmbuf_tailroom(m[i])),
-                            handshake_segment(f, p.index, phase));
-                        m[i]->data_len = static_cast<uint16_t>(len);
-                        m[i]->pkt_len = static_cast<uint32_t>(len);
-                    }
-                    const uint16_t sent = rte_eth_tx_burst(sender == Side::client ? p.u_port : p.w_port, 0, m.data(), n);
-                    if (sent < n) rte_pktmbuf_free_bulk(m.data() + sent, n - sent);
-                    cursor[k] += sent;
-                }
-                more = more || cursor[k] < todo[k].size();
-            }
-            warmup_poll(p, record, c);
-        }
-    }
-    uint64_t last = rte_rdtsc();
-    const auto quiet = static_cast<uint64_t>(0.2 * hz);
-    while (c.rx_valid < expected && rte_rdtsc() - last < quiet && rte_rdtsc() < deadline) {
-        const uint64_t before = c.rx_valid;
-        for (const Pair& p : ctx.pairs) warmup_poll(p, record, c);
-        if (c.rx_valid != before) last = rte_rdtsc();
-    }
-    return c.rx_valid;
-}
-
-// The handshake of every flow, phase by phase; flows whose ACK did not come through (a frame lost on
-// the way, as TCP would retransmit) go through it again, up to kWarmupRounds times.  Returns the
-// JSON summary; `established` is how many flows' ACKs came through.
-constexpr int kWarmupRounds = 4;
-nlohmann::json warm_up(Context& ctx, double timeout_seconds, uint64_t& established) {
-    std::vector<std::vector<uint64_t>> todo;
-    for (const Pair& p : ctx.pairs) todo.push_back(p.flows);
-    std::unordered_set<uint64_t> through;
-    nlohmann::json rounds = nlohmann::json::array();
-    for (int round = 0; round < kWarmupRounds; ++round) {
-        std::array<uint64_t, 3> n{};
-        for (int phase = 0; phase < 3; ++phase) n[static_cast<size_t>(phase)] = warmup_phase(ctx, phase, todo, timeout_seconds, through);
-        size_t sent = 0;
-        for (auto& t : todo) sent += t.size();
-        rounds.push_back({{"flows", sent}, {"syn", n[0]}, {"syn_ack", n[1]}, {"ack", n[2]}});
-        for (auto& t : todo)
-            std::erase_if(t, [&](uint64_t flow) {
-                const traffic::FlowSpec f = traffic::flow(ctx.traffic, flow, ctx.seed);
-                return through.count(gen::connection_key(f.service->client_ip, f.service->server_ip, f.sport,
-                                                         f.service->dport)) != 0;
-            });
-        size_t left = 0;
-        for (const auto& t : todo) left += t.size();
-        if (left == 0) break;
-    }
-    size_t left = 0, all = 0;
-    for (const auto& t : todo) left += t.size();
-    for (const Pair& p : ctx.pairs) all += p.flows.size();
-    established = all - left;
-    return {{"rounds", rounds}, {"established", established}};
-}
-
 // --- trials and the search ---
 
 struct TrialResult {
@@ -609,30 +415,23 @@ std::vector<std::string> eal_args(const GenerateOptions& o, const std::vector<un
     return a;
 }
 
-}  // namespace
+// The ports, the pool and the looped frames; the EAL is started here.
+struct Setup {
+    std::vector<unsigned> cpus;
+    std::vector<unsigned> lcores;  // the main lcore first
+    bool hugepages = false;
+};
 
-int run_generate(const GenerateOptions& o) {
+Setup open_generator(const GenerateOptions& o, Context& ctx) {
     namespace dp = tagwall::dataplane;
-    const Mix mix = parse_mix(o.mix);
-    if (o.pairs == 0 || o.pairs > gen::kMaxPairs) throw std::invalid_argument("--pairs must be 1..128");
-    std::vector<unsigned> cpus = o.cpus;
-    if (cpus.empty()) cpus.push_back(dp::allowed_cpus().empty() ? 0 : dp::allowed_cpus()[0]);
-
-    Context ctx;
-    ctx.mix = mix;
-    ctx.seed = o.seed;
-    const traffic::LoadedPolicy policy = traffic::load_policy(o.policy_path, "trie");
-    ctx.traffic = conversations(policy, mix, o.include_logged);
-    if (mix != Mix::new_conn && o.flows > ctx.traffic.max_flows())
-        throw std::invalid_argument(fmt::format("--flows {}: the policy's conversations give at most {} distinct flows",
-                                                o.flows, ctx.traffic.max_flows()));
-
-    const bool hugepages = dp::hugepages_available();
-    const auto args = eal_args(o, cpus, hugepages);
-    const dp::EalInfo eal = dp::init_eal_with_args(args, hugepages);
+    Setup st;
+    st.cpus = o.cpus;
+    if (st.cpus.empty()) st.cpus.push_back(dp::allowed_cpus().empty() ? 0 : dp::allowed_cpus()[0]);
+    st.hugepages = dp::hugepages_available();
+    const dp::EalInfo eal = dp::init_eal_with_args(eal_args(o, st.cpus, st.hugepages), st.hugepages);
     if (!o.quiet) fmt::print(stderr, "tagwall-bench generate: EAL {}\n", eal.args_joined);
 
-    const size_t mbufs = 8192 + size_t{o.pairs} * 2 * (o.rx_queues * kRxDesc + kTxDesc) + cpus.size() * 1024;
+    const size_t mbufs = 8192 + size_t{o.pairs} * 2 * (o.rx_queues * kRxDesc + kTxDesc) + st.cpus.size() * 1024;
     ctx.pool = rte_pktmbuf_pool_create("gen_mbufs", static_cast<unsigned>(mbufs), 256, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
                                        static_cast<int>(rte_socket_id()));
     if (ctx.pool == nullptr) throw std::runtime_error(fmt::format("mbuf pool: {}", rte_strerror(rte_errno)));
@@ -644,23 +443,57 @@ int run_generate(const GenerateOptions& o) {
         p.w_port = open_port(fmt::format("net_memif{}", 2 * k), ctx.pool, p.rx_queues);
         p.u_port = open_port(fmt::format("net_memif{}", 2 * k + 1), ctx.pool, p.rx_queues);
     }
-    if (mix != Mix::new_conn)
+    if (ctx.mix != Mix::new_conn)
         for (uint64_t f = 0; f < o.flows; ++f) ctx.pairs[f % o.pairs].flows.push_back(f);
     build_stores(ctx);
     wait_links_up(ctx.pairs, o.link_timeout_seconds);
-
-    std::vector<unsigned> lcores{rte_get_main_lcore()};
+    st.lcores.push_back(rte_get_main_lcore());
     unsigned lc = 0;
-    RTE_LCORE_FOREACH_WORKER(lc) lcores.push_back(lc);
+    RTE_LCORE_FOREACH_WORKER(lc) st.lcores.push_back(lc);
+    return st;
+}
 
+void close_generator(Context& ctx) noexcept {
+    for (Pair& p : ctx.pairs)
+        for (const uint16_t port : {p.w_port, p.u_port}) {
+            rte_eth_dev_stop(port);
+            rte_eth_dev_close(port);
+        }
+    rte_mempool_free(ctx.pool);
+    ctx.pool = nullptr;
+}
+
+// --search: a trial at --rate-max, then bisection between 0 and what that trial offered; otherwise one
+// trial at --rate.
+std::vector<TrialResult> search(Context& ctx, const std::vector<unsigned>& lcores, const GenerateOptions& o) {
+    std::vector<TrialResult> trials;
+    auto trial = [&](double rate) {
+        trials.push_back(run_trial(ctx, lcores, rate, o.trial_seconds, o));
+        if (!o.quiet) print_trial(trials.back(), ctx.mix, trials.size());
+        return trials.back().zero_loss;
+    };
+    if (!o.search) {
+        trial(o.rate);
+        return trials;
+    }
+    if (trial(o.rate_max) || trials.front().offered == 0) return trials;
+    double lo = 0, hi = static_cast<double>(trials.front().offered) / trials.front().seconds;
+    while (trials.size() < o.max_trials && hi - lo > o.resolution * hi) {
+        const double mid = (lo + hi) / 2;
+        (trial(mid) ? lo : hi) = mid;
+    }
+    return trials;
+}
+
+nlohmann::json describe(const GenerateOptions& o, const Context& ctx, const Setup& st) {
     nlohmann::json out{{"mix", o.mix},
                        {"pairs", o.pairs},
-                       {"generator_cpus", cpus},
-                       {"hugepages", hugepages},
+                       {"generator_cpus", st.cpus},
+                       {"hugepages", st.hugepages},
                        {"conversations", ctx.traffic.services.size()},
                        {"trial_seconds", o.trial_seconds},
                        {"loss_tolerance", o.loss_tolerance}};
-    if (mix != Mix::new_conn) out["flows"] = o.flows;
+    if (ctx.mix != Mix::new_conn) out["flows"] = o.flows;
     double frame_bytes = 0;
     size_t frames = 0;
     for (const Pair& p : ctx.pairs)
@@ -669,62 +502,52 @@ int run_generate(const GenerateOptions& o) {
             frames += s->size();
         }
     if (frames != 0) out["frame_bytes_mean"] = frame_bytes / static_cast<double>(frames);
+    return out;
+}
 
-    if (mix == Mix::established || mix == Mix::imix) {
-        const double warm_timeout = 30 + static_cast<double>(o.flows) / 1e5;
+void print_warmup(const nlohmann::json& warmup, uint64_t established, uint64_t flows) {
+    std::string rounds;
+    for (const auto& r : warmup["rounds"])
+        rounds += fmt::format("{}{} flows: {} SYN, {} SYN-ACK, {} ACK through", rounds.empty() ? "" : "; again for ",
+                              r["flows"].get<uint64_t>(), r["syn"].get<uint64_t>(), r["syn_ack"].get<uint64_t>(),
+                              r["ack"].get<uint64_t>());
+    fmt::print(stderr, "tagwall-bench generate: warm-up: {}; {} of {} connections established\n", rounds, established,
+               flows);
+}
+
+}  // namespace
+
+int run_generate(const GenerateOptions& o) {
+    if (o.pairs == 0 || o.pairs > gen::kMaxPairs) throw std::invalid_argument("--pairs must be 1..128");
+    Context ctx;
+    ctx.mix = parse_mix(o.mix);
+    ctx.seed = o.seed;
+    const traffic::LoadedPolicy policy = traffic::load_policy(o.policy_path, "trie");
+    ctx.traffic = conversations(policy, ctx.mix, o.include_logged);
+    if (ctx.mix != Mix::new_conn && o.flows > ctx.traffic.max_flows())
+        throw std::invalid_argument(fmt::format("--flows {}: the policy's conversations give at most {} distinct flows",
+                                                o.flows, ctx.traffic.max_flows()));
+    const Setup st = open_generator(o, ctx);
+    nlohmann::json out = describe(o, ctx, st);
+    if (ctx.mix == Mix::established || ctx.mix == Mix::imix) {
         uint64_t established = 0;
-        out["warmup"] = warm_up(ctx, warm_timeout, established);
+        out["warmup"] = warm_up(ctx, 30 + static_cast<double>(o.flows) / 1e5, established);
         out["established_flows"] = established;
-        if (!o.quiet) {
-            std::string rounds;
-            for (const auto& r : out["warmup"]["rounds"])
-                rounds += fmt::format("{}{} flows: {} SYN, {} SYN-ACK, {} ACK through", rounds.empty() ? "" : "; again for ",
-                                      r["flows"].get<uint64_t>(), r["syn"].get<uint64_t>(), r["syn_ack"].get<uint64_t>(),
-                                      r["ack"].get<uint64_t>());
-            fmt::print(stderr, "tagwall-bench generate: warm-up: {}; {} of {} connections established\n", rounds,
-                       established, o.flows);
-        }
+        if (!o.quiet) print_warmup(out["warmup"], established, o.flows);
     }
-
-    std::vector<TrialResult> trials;
-    auto trial = [&](double rate) -> const TrialResult& {
-        trials.push_back(run_trial(ctx, lcores, rate, o.trial_seconds, o));
-        if (!o.quiet) print_trial(trials.back(), mix, trials.size());
-        return trials.back();
-    };
-    if (!o.search) {
-        trial(o.rate);
-    } else {
-        const TrialResult first = trial(o.rate_max);
-        if (!first.zero_loss && first.offered > 0) {
-            double lo = 0, hi = static_cast<double>(first.offered) / first.seconds;
-            while (trials.size() < o.max_trials && hi - lo > o.resolution * hi) {
-                const double mid = (lo + hi) / 2;
-                if (trial(mid).zero_loss)
-                    lo = mid;
-                else
-                    hi = mid;
-            }
-        }
-    }
+    const std::vector<TrialResult> trials = search(ctx, st.lcores, o);
     nlohmann::json list = nlohmann::json::array();
     const TrialResult* best = nullptr;
     for (const TrialResult& r : trials) {
-        list.push_back(to_json(r, mix));
+        list.push_back(to_json(r, ctx.mix));
         if (r.zero_loss && (best == nullptr || r.offered / r.seconds > best->offered / best->seconds)) best = &r;
     }
     out["trials"] = list;
-    out["max"] = to_json(trials.front(), mix);
-    out["no_drop"] = best != nullptr ? to_json(*best, mix) : nlohmann::json(nullptr);
-
-    for (Pair& p : ctx.pairs)
-        for (const uint16_t port : {p.w_port, p.u_port}) {
-            rte_eth_dev_stop(port);
-            rte_eth_dev_close(port);
-        }
-    rte_mempool_free(ctx.pool);
+    out["max"] = to_json(trials.front(), ctx.mix);
+    out["no_drop"] = best != nullptr ? to_json(*best, ctx.mix) : nlohmann::json(nullptr);
+    close_generator(ctx);
     if (o.json) fmt::print("{}\n", out.dump());
-    dp::cleanup_eal();
+    tagwall::dataplane::cleanup_eal();
     return 0;
 }
 
