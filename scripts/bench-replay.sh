@@ -214,8 +214,10 @@ sockets_ready() { local k; for ((k = 0; k < $1; k++)); do [ -S "$MEMIF/w$k.sock"
 DUT_FLUSH=""
 DUT_STATS=""
 DUT_RX_QUEUES=1
+DUT_ARGS=()
 start_dut() {
     local kind=$1 w=$2 policy=$3 k
+    DUT_ARGS=("$@")
     local cpus=("${DUT_CPUS[@]:0:$w}")
     rm -f "$MEMIF"/*.sock
     DUT_FLUSH=""
@@ -327,6 +329,22 @@ stop_dut() {
     rm -f "$MEMIF"/*.sock 2>/dev/null || true
 }
 
+# The DPDK 22.11 memif PMD can crash a server whose client disconnects while it forwards (its poller
+# reads a ring the disconnect just unmapped: seen with dpdk-testpmd).  Before each generator run the
+# device is checked and, when it died, started again (counted, and said).
+ensure_dut() {
+    local pid
+    for pid in "${DUT_PIDS[@]}"; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            say "the device (${DUT_ARGS[0]}) died after the last generator run disconnected; starting it again"
+            echo "${DUT_ARGS[0]}" >>"$TMP/restarts.txt"
+            stop_dut
+            start_dut "${DUT_ARGS[@]}"
+            return
+        fi
+    done
+}
+
 # ---------------------------------------------------------------------------------------------------
 # The generator.  run_gen LABEL-JSON W POLICY MIX GEN-ARGS...: one `tagwall-bench generate`; its JSON,
 # with LABEL-JSON and the device's counters after it, is appended to $TMP/results.jsonl.
@@ -339,11 +357,15 @@ run_gen() {
     local between=()
     [ "$mix" = new-conn ] && [ -n "$DUT_FLUSH" ] && between=(--between-trials "$DUT_FLUSH")
     [ "$mix" != new-conn ] && [ -n "$DUT_FLUSH" ] && eval "$DUT_FLUSH"
-    local stats_before=null stats_after=null
+    ensure_dut
+    local stats_before=null stats_after=null after=()
     [ -n "$DUT_STATS" ] && stats_before=$(eval "$DUT_STATS" || echo null)
+    rm -f "$TMP/stats-after.json"
+    # The device's counters are read by the generator after its last trial, its ports still connected.
+    [ -n "$DUT_STATS" ] && after=(--after-trials "$DUT_STATS >$TMP/stats-after.json")
     "$BENCH" generate --policy "$policy" --memif-dir "$MEMIF" --pairs "$w" \
         --cpus "$(cpu_list "${GEN_CPUS[@]:0:$ngen}")" --mix "$mix" --trial-seconds "$trial_seconds" \
-        --resolution "$resolution" --loss-tolerance "$loss_tolerance" --file-prefix "$prefix" --rx-queues "$DUT_RX_QUEUES" "${between[@]}" --json "$@" \
+        --resolution "$resolution" --loss-tolerance "$loss_tolerance" --file-prefix "$prefix" --rx-queues "$DUT_RX_QUEUES" "${between[@]}" "${after[@]}" --json "$@" \
         >"$TMP/gen.json" 2>"$TMP/gen.err" &
     GEN_PID=$!
     local rc=0
@@ -357,7 +379,7 @@ run_gen() {
         cat "$TMP/gen.err" >&2
         return 1
     fi
-    [ -n "$DUT_STATS" ] && stats_after=$(eval "$DUT_STATS" || echo null)
+    [ -s "$TMP/stats-after.json" ] && stats_after=$(cat "$TMP/stats-after.json")
     /usr/bin/python3 - "$label" "$TMP/gen.json" "$stats_before" "$stats_after" >>"$TMP/results.jsonl" <<'PY'
 import json, sys
 label, gen, before, after = sys.argv[1:5]
@@ -460,6 +482,7 @@ args_line="scripts/bench-replay.sh --gen-cpus $gen_cpus --dut-cpus $dut_cpus --w
 /usr/bin/python3 scripts/replay-report.py --results "$TMP/results.jsonl" --out-dir "$OUT_DIR" --command "$args_line" \
     --build "$buildtype" --load-before "$load_before" --load-after "$load_after" \
     --load-max "$(sort -g "$TMP/load.txt" 2>/dev/null | tail -n 1)" \
+    --restarts "$(sort "$TMP/restarts.txt" 2>/dev/null | uniq -c | awk '{printf "%s%s x%s", NR > 1 ? ", " : "", $2, $1}')" \
     --seconds $(($(date +%s) - started)) --gen-cpus "$gen_cpus" --dut-cpus "$dut_cpus" \
     --testpmd-version "$(dpkg-query -W -f='${Version}' dpdk-dev 2>/dev/null || echo '?')" \
     --ovs-version "$(dpkg-query -W -f='${Version}' openvswitch-switch-dpdk 2>/dev/null || echo '?')"

@@ -78,6 +78,7 @@ def main():
               "dut-cpus", "testpmd-version", "ovs-version"):
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--load-max", default="", help="the highest 1-minute load average seen after a run")
+    ap.add_argument("--restarts", default="", help="devices restarted after a crash, e.g. 'testpmd x2'")
     a = ap.parse_args()
     recs = [json.loads(l) for l in open(a.results) if l.strip()]
     mixes = [r for r in recs if r.get("kind") == "mix"]
@@ -329,6 +330,11 @@ def main():
            "each one: the generator does four times the work per connection, and the connection tables hold every "
            "connection of a trial (closed entries age out after tagwall's `tcp_close` timeout, 10 s, and OVS's own "
            "close timeout), so they are flushed before each trial.", ""]
+    if a.restarts:
+        md += [f"- **Crashes.**  A device died when a generator run ended and its memif client disconnected, and "
+               f"was started again before the next run: {a.restarts}.  The DPDK 22.11 memif PMD unmaps a "
+               "disconnected peer's rings while the poller may still read them; every memif server is exposed, "
+               "tagwall included.", ""]
     md += ["Raw data: [perf/replay.json](perf/replay.json) (every trial of every search, and tagwall's counters "
            "before and after each run).", ""]
     open(os.path.join(a.out_dir, "performance.md"), "w").write("\n".join(md))

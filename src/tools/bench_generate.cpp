@@ -15,6 +15,7 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <pcap/pcap.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_errno.h>
@@ -415,6 +416,37 @@ std::vector<std::string> eal_args(const GenerateOptions& o, const std::vector<un
     return a;
 }
 
+// --write-pcap: the frames each pair loops, its client's then its server's (new-conn: the first 1000
+// SYNs of each pair, which the mix writes afresh for every connection).
+void write_pcap(const Context& ctx, const std::string& path) {
+    pcap_t* dead = pcap_open_dead(DLT_EN10MB, 65535);
+    pcap_dumper_t* dump = dead != nullptr ? pcap_dump_open(dead, path.c_str()) : nullptr;
+    if (dump == nullptr) {
+        const std::string why = dead != nullptr ? pcap_geterr(dead) : "pcap_open_dead failed";
+        if (dead != nullptr) pcap_close(dead);
+        throw std::runtime_error(fmt::format("--write-pcap {}: {}", path, why));
+    }
+    auto put = [&](const uint8_t* frame, size_t len) {
+        pcap_pkthdr h{};
+        h.caplen = h.len = static_cast<bpf_u_int32>(len);
+        pcap_dump(reinterpret_cast<u_char*>(dump), &h, frame);
+    };
+    std::array<uint8_t, gen::kMaxFrame> buf{};
+    for (const Pair& p : ctx.pairs) {
+        for (const FrameStore* s : {&p.client, &p.server})
+            for (size_t i = 0; i < s->size(); ++i) put(s->bytes.data() + s->offset[i], s->length[i]);
+        if (ctx.mix != Mix::new_conn) continue;
+        for (uint64_t j = 0; j < 1000; ++j) {
+            const traffic::FlowSpec f = traffic::flow(
+                ctx.traffic, (j * ctx.pairs.size() + p.index) % ctx.traffic.max_flows(), ctx.seed);
+            put(buf.data(), gen::write_segment(buf, client_segment(f, p.index, dataplane::kTcpSyn, f.isn_client, 0, 0,
+                                                                    f.service->dport)));
+        }
+    }
+    pcap_dump_close(dump);
+    pcap_close(dead);
+}
+
 // The ports, the pool and the looped frames; the EAL is started here.
 struct Setup {
     std::vector<unsigned> cpus;
@@ -528,6 +560,7 @@ int run_generate(const GenerateOptions& o) {
         throw std::invalid_argument(fmt::format("--flows {}: the policy's conversations give at most {} distinct flows",
                                                 o.flows, ctx.traffic.max_flows()));
     const Setup st = open_generator(o, ctx);
+    if (!o.write_pcap.empty()) write_pcap(ctx, o.write_pcap);
     nlohmann::json out = describe(o, ctx, st);
     if (ctx.mix == Mix::established || ctx.mix == Mix::imix) {
         uint64_t established = 0;
@@ -536,6 +569,10 @@ int run_generate(const GenerateOptions& o) {
         if (!o.quiet) print_warmup(out["warmup"], established, o.flows);
     }
     const std::vector<TrialResult> trials = search(ctx, st.lcores, o);
+    if (!o.after_trials.empty()) {
+        const int rc = std::system(o.after_trials.c_str());
+        if (rc != 0 && !o.quiet) fmt::print(stderr, "tagwall-bench generate: warning: --after-trials exited with {}\n", rc);
+    }
     nlohmann::json list = nlohmann::json::array();
     const TrialResult* best = nullptr;
     for (const TrialResult& r : trials) {

@@ -77,10 +77,12 @@ struct GenerateOptions {
     double trial_seconds = 2;
     double loss_tolerance = 0;
     std::string between_trials;        // shell command run before each trial
+    std::string after_trials;          // shell command run after the last trial, the ports still connected
     bool include_logged = false;
     uint64_t seed = 1;
     double link_timeout_seconds = 10;
     std::string file_prefix;           // EAL --file-prefix (default tagwall-gen-PID)
+    std::string write_pcap;            // also write the frames it loops (new-conn: its first SYNs) here
     bool json = false;
     bool quiet = false;
 };

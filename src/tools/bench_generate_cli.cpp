@@ -89,6 +89,9 @@ int run_generate_command(const std::vector<std::string>& args) {
         ("trial-seconds", po::value<double>(&o.trial_seconds)->default_value(2), "sending time of each trial")
         ("loss-tolerance", po::value<double>(&o.loss_tolerance)->default_value(0), "fraction of offered frames a zero-loss trial may lose")
         ("between-trials", po::value<std::string>(&o.between_trials), "shell command run before each trial")
+        ("after-trials", po::value<std::string>(&o.after_trials),
+         "shell command run after the last trial while the memif ports are still connected (the harness reads the "
+         "device's counters there)")
         ("include-logged", "also use conversations of rules with `log: true`")
         ("rx-queues", po::value<unsigned>(&o.rx_queues)->default_value(1),
          "receive queues per port: a memif server transmits on the client's receive rings, and one that sends from "
@@ -97,6 +100,9 @@ int run_generate_command(const std::vector<std::string>& args) {
         ("seed", po::value<uint64_t>(&o.seed)->default_value(1), "sequence numbers and flow order")
         ("link-timeout", po::value<double>(&o.link_timeout_seconds)->default_value(10), "seconds to wait for the memif links")
         ("file-prefix", po::value<std::string>(&o.file_prefix), "EAL --file-prefix (default tagwall-gen-PID)")
+        ("write-pcap", po::value<std::string>(&o.write_pcap),
+         "also write the frames the mix loops to this pcap (new-conn: the first SYNs of each pair), to inspect or "
+         "replay them elsewhere")
         ("json", "print one JSON object on stdout")
         ("quiet,q", "no progress lines on stderr");
     po::variables_map vm;
