@@ -183,6 +183,21 @@ TEST_CASE("generate frames: a new connection answered in place passes a stateful
     CHECK(states == std::vector<FlowState>{FlowState::tcp_close});
 }
 
+TEST_CASE("generate frames: both sides of a connection have one key, other connections another", "[generate]") {
+    std::vector<uint8_t> f(60);
+    write_segment(f, syn());
+    const uint64_t key = connection_key_of(f);
+    CHECK(key == connection_key(kClient, kWeb, 40000, 443));
+    REQUIRE(answer_in_place(f, Side::server) == Answer::syn_ack);
+    CHECK(connection_key_of(f) == key);
+    TcpSegment other = syn();
+    other.sport = 40001;
+    write_segment(f, other);
+    CHECK(connection_key_of(f) != key);
+    f[18 + 4] = 0;  // not our marker
+    CHECK(connection_key_of(f) == 0);
+}
+
 TEST_CASE("generate frames: a SYN to a port the policy refuses is dropped, and nothing answers a drop", "[generate]") {
     Wire wire;
     std::vector<uint8_t> f(60);
