@@ -147,6 +147,7 @@ DUT_PREFIXES=()
 GEN_PID=""
 replay_cleanup() {
     if [ -n "$GEN_PID" ] && kill -0 "$GEN_PID" 2>/dev/null; then kill -KILL "$GEN_PID" 2>/dev/null || true; fi
+    rm -rf "/var/run/dpdk/tagwall-gen-$$" 2>/dev/null || true
     stop_dut
     _bench_cleanup
 }
