@@ -144,6 +144,7 @@ int run_daemon(const DaemonOptions& options) {
 
     const auto eal = dp::eal_args_for(config, {.hugepages_available = dp::hugepages_available(),
                                                .cpus = static_cast<unsigned>(dp::allowed_cpus().size()),
+                                               .cpu_ids = dp::allowed_cpus(),
                                                .extra_args = options.eal_extra});
     print_diagnostics(eal.diagnostics);
     if (!eal.ok()) return 1;

@@ -424,6 +424,58 @@ bool is_pci_address(std::string_view devargs) noexcept {
            rest[6] >= '0' && rest[6] <= '7';
 }
 
+namespace {
+
+// The lcore placement of eal_args_for (config.hpp says which form when).
+void place_lcores(const ApplianceConfig& config, const EalEnvironment& env, EalArgs& out) {
+    const auto& dp = config.dataplane;
+    auto& a = out.args;
+    const unsigned lcores = dp.workers + 1;
+    const std::vector<unsigned> cpus = !env.cpu_ids.empty() ? env.cpu_ids : allowed_cpus();
+    const unsigned have = !env.cpu_ids.empty() ? static_cast<unsigned>(env.cpu_ids.size()) : env.cpus;
+    if (!env.cpu_ids.empty() && have >= lcores) {
+        bool identity = true;
+        for (unsigned i = 0; i < lcores; ++i) identity = identity && cpus[i] == i;
+        if (identity) {
+            a.push_back("-l");
+            a.push_back(dp.workers == 0 ? "0" : fmt::format("0-{}", dp.workers));
+            return;
+        }
+        std::string map;
+        for (unsigned i = 0; i < lcores; ++i) map += fmt::format("{}{}@{}", i == 0 ? "" : ",", i, cpus[i]);
+        a.push_back("--lcores");
+        a.push_back(map);
+        return;
+    }
+    if (!env.cpu_ids.empty() && have == dp.workers && dp.workers > 0) {
+        std::string map = fmt::format("0@{}", cpus[0]);
+        for (unsigned i = 1; i < lcores; ++i) map += fmt::format(",{}@{}", i, cpus[i - 1]);
+        a.push_back("--lcores");
+        a.push_back(map);
+        out.diagnostics.warning(rules::SourcePos{config.file, 0, 0},
+                                fmt::format("{} worker{} on {} CPU{}: the control thread shares CPU {} with worker 1",
+                                            dp.workers, dp.workers == 1 ? "" : "s", have, have == 1 ? "" : "s", cpus[0]));
+        return;
+    }
+    if (have != 0 && have < lcores) {
+        std::string set;
+        for (size_t i = 0; i < cpus.size() && i < have; ++i) set += fmt::format("{}{}", set.empty() ? "" : ",", cpus[i]);
+        if (set.empty()) set = "0";
+        a.push_back("--lcores");
+        a.push_back(fmt::format("(0-{})@({})", dp.workers, set));
+        out.diagnostics.warning(rules::SourcePos{config.file, 0, 0},
+                                fmt::format("{} workers and the control thread need {} CPUs, this process may use {}: "
+                                            "they float over them (poll-mode workers share cores; fine for tests, "
+                                            "not for throughput)",
+                                            dp.workers, lcores, have));
+        return;
+    }
+    a.push_back("-l");
+    a.push_back(dp.workers == 0 ? "0" : fmt::format("0-{}", dp.workers));
+}
+
+}  // namespace
+
 EalArgs eal_args_for(const ApplianceConfig& config, const EalEnvironment& env) {
     EalArgs out;
     const auto& dp = config.dataplane;
@@ -448,23 +500,7 @@ EalArgs eal_args_for(const ApplianceConfig& config, const EalEnvironment& env) {
     }
     auto& a = out.args;
     a.push_back(env.program);
-    const unsigned lcores = dp.workers + 1;
-    if (env.cpus != 0 && env.cpus < lcores) {
-        const std::vector<unsigned> cpus = allowed_cpus();
-        std::string set;
-        for (size_t i = 0; i < cpus.size() && i < env.cpus; ++i) set += fmt::format("{}{}", set.empty() ? "" : ",", cpus[i]);
-        if (set.empty()) set = "0";
-        a.push_back("--lcores");
-        a.push_back(fmt::format("(0-{})@({})", dp.workers, set));
-        out.diagnostics.warning(rules::SourcePos{config.file, 0, 0},
-                                fmt::format("{} workers and the control thread need {} CPUs, this process may use {}: "
-                                            "they float over them (poll-mode workers share cores; fine for tests, "
-                                            "not for throughput)",
-                                            dp.workers, lcores, env.cpus));
-    } else {
-        a.push_back("-l");
-        a.push_back(dp.workers == 0 ? "0" : fmt::format("0-{}", dp.workers));
-    }
+    place_lcores(config, env, out);
     a.push_back(fmt::format("--file-prefix=tagwall-{}",
                             env.file_prefix.empty() ? std::to_string(getpid()) : env.file_prefix));
     if (!out.hugepages) a.insert(a.end(), {"--no-huge", "-m", std::to_string(env.no_huge_mb)});

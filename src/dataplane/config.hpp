@@ -96,6 +96,7 @@ struct EalEnvironment {
     std::string file_prefix;               // "" = "tagwall-<pid>"
     size_t no_huge_mb = 1024;              // heap without hugepages
     unsigned cpus = 0;                     // CPUs this process may use (0: unknown; see eal_args_for)
+    std::vector<unsigned> cpu_ids;         // which ones, in order (allowed_cpus()); empty: not known
     std::vector<std::string> extra_args;   // an expert's raw EAL arguments (after `--`), appended as is
 };
 
@@ -106,14 +107,20 @@ struct EalArgs {
     bool ok() const noexcept { return !diagnostics.has_errors(); }
 };
 
-//   PROGRAM -l 0-W --file-prefix=PREFIX [--no-huge -m MB]
+//   PROGRAM (-l 0-W | --lcores MAP) --file-prefix=PREFIX [--no-huge -m MB]
 //           (--no-pci | -a PCI...) [--vdev DEVARGS...] [EXTRA...]
-// with W = workers (lcore 0 is the control thread).  When the process may use fewer than W + 1 CPUs
-// (env.cpus known and smaller), the lcores float over the CPUs it has instead:
-// `--lcores (0-W)@(C0,C1...)`, with a warning: poll-mode workers then share cores (the idle sleep
-// keeps that usable for tests and small VMs, not for throughput).  PCI ports are allow-listed; every other port is a
-// --vdev.  Hugepages: auto uses them when available, else --no-huge with a warning; required fails
-// without them; off always runs --no-huge.
+// with W = workers (lcore 0 is the control thread).  Where the lcores run, when env.cpu_ids says which
+// CPUs the process may use (taskset, cpuset):
+//   - at least W + 1 of them: lcore i on the i-th (`-l 0-W` when those are CPUs 0..W, else
+//     `--lcores 0@C0,1@C1,...`), so that `taskset -c 4-6 tagwall` runs its workers on 5 and 6;
+//   - exactly W: each worker on a CPU of its own, the control thread (which sleeps between its 20 ms
+//     polls) on the first worker's CPU (`--lcores 0@C0,1@C0,2@C1,...`), with a warning;
+//   - fewer than W: the lcores float over the CPUs it has (`--lcores (0-W)@(C0,C1...)`), with a
+//     warning: poll-mode workers then share cores (the idle sleep keeps that usable for tests and small
+//     VMs, not for throughput).
+// Without cpu_ids, `-l 0-W`, or the floating form when env.cpus is known and smaller than W + 1.
+// PCI ports are allow-listed; every other port is a --vdev.  Hugepages: auto uses them when
+// available, else --no-huge with a warning; required fails without them; off always runs --no-huge.
 EalArgs eal_args_for(const ApplianceConfig& config, const EalEnvironment& env);
 
 // The CPUs this process may run on (sched_getaffinity), in order.

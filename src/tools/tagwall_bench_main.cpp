@@ -1,5 +1,5 @@
 // tagwall-bench: the benchmarks of SPEC §7.  A thin main: option parsing and dispatch; the work is in
-// bench_classify.cpp, bench_retag.cpp and bench_replay.cpp.
+// bench_classify.cpp, bench_retag.cpp, bench_replay.cpp, bench_pipeline.cpp and bench_generate.cpp.
 #include <algorithm>
 #include <iostream>
 #include <string>
@@ -10,6 +10,7 @@
 
 #include "rules/classifier.hpp"
 #include "tools/bench_classify.hpp"
+#include "tools/bench_generate.hpp"
 #include "tools/bench_pipeline.hpp"
 #include "dataplane/config.hpp"
 #include "tools/bench_replay.hpp"
@@ -33,6 +34,9 @@ Usage:
                                       pcap replay through the worker pipeline (W workers: W threads)
   tagwall-bench pipeline --policy FILE [--scenario established|new-flow|baseline|memory|all] [--json]
                                       the worker pipeline's Mpps and cycles/packet on synthetic traffic
+  tagwall-bench generate --policy FILE --memif-dir DIR [--mix M] [--search] [--json]
+                                      traffic generator and sink with real I/O (memif) for a device
+                                      under test: offered vs forwarded, zero-loss rate (bench-replay.sh)
   tagwall-bench COMMAND --help        the options of one command
 
 The DPDK-backed runs use hugepages when the machine has them, and say so.  scripts/bench-classify.sh runs every
@@ -448,8 +452,10 @@ int main(int argc, char** argv) {
             return 0;
         }
         if (command == "pipeline") return run_pipeline_command(args);
-        if (command.empty()) return usage_error("which benchmark? (classify, retag, replay or pipeline)");
-        return usage_error(fmt::format("unknown command '{}' (classify, retag, replay or pipeline)", command));
+        if (command == "generate") return tagwall::tools::run_generate_command(args);
+        if (command.empty()) return usage_error("which benchmark? (classify, retag, replay, pipeline or generate)");
+        return usage_error(
+            fmt::format("unknown command '{}' (classify, retag, replay, pipeline or generate)", command));
     } catch (const po::error& e) {
         return usage_error(e.what());
     } catch (const std::exception& e) {

@@ -118,6 +118,7 @@ int validate_appliance(const std::string& config_path, const std::vector<std::st
     }
     const auto eal = dp::eal_args_for(config, {.hugepages_available = dp::hugepages_available(),
                                                .cpus = static_cast<unsigned>(dp::allowed_cpus().size()),
+                                               .cpu_ids = dp::allowed_cpus(),
                                                .extra_args = eal_extra});
     print_diagnostics(eal.diagnostics);
     if (!eal.ok()) return 1;

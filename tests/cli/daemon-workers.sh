@@ -3,7 +3,8 @@
 # owns both of its ports, so that a connection's two directions meet there (dataplane/appliance.hpp's
 # queue plan).  Pair 1 carries pcaps/001-tcp-allowed.pcap, pair 2 pcaps/006-reject.pcap; each pair's
 # verdicts must be those of replay, decided on its own worker; `tagwallctl stats` shows both workers.
-# On a machine with fewer CPUs than workers + 1 the lcores float over the CPUs (a warning says so).
+# With one CPU per worker the control thread shares the first worker's CPU; with fewer CPUs than
+# workers the lcores float over them (a warning says which; config.hpp eal_args_for).
 set -euo pipefail
 # shellcheck source=tests/cli/lib.bash
 . "$(dirname "$0")/lib.bash"

@@ -311,6 +311,34 @@ TEST_CASE("eal_args_for: more workers than CPUs float over the CPUs there are, w
     CHECK(few.diagnostics.items()[0].message.find("float") != std::string::npos);
 }
 
+TEST_CASE("eal_args_for: lcores go on the CPUs the process may use", "[config]") {
+    const auto c = load_ok(config());  // two workers: three lcores
+    SECTION("CPUs 0..W: the plain list") {
+        const auto eal = eal_args_for(c, {.hugepages_available = true, .file_prefix = "t", .cpu_ids = {0, 1, 2, 3}});
+        CHECK(contains_sequence(eal.args, {"-l", "0-2"}));
+        CHECK(eal.diagnostics.items().empty());
+    }
+    SECTION("other CPUs (taskset -c 4-6): lcore i on the i-th of them, never on CPUs outside the set") {
+        const auto eal = eal_args_for(c, {.hugepages_available = true, .file_prefix = "t", .cpu_ids = {4, 5, 6}});
+        CHECK(contains_sequence(eal.args, {"--lcores", "0@4,1@5,2@6"}));
+        CHECK_FALSE(contains(eal.args, "-l"));
+        CHECK(eal.diagnostics.items().empty());
+    }
+    SECTION("one CPU per worker: the control thread shares the first worker's CPU, with a warning") {
+        const auto eal = eal_args_for(c, {.hugepages_available = true, .file_prefix = "t", .cpu_ids = {1, 3}});
+        REQUIRE(eal.ok());
+        CHECK(contains_sequence(eal.args, {"--lcores", "0@1,1@1,2@3"}));
+        REQUIRE(eal.diagnostics.items().size() == 1);
+        CHECK(eal.diagnostics.items()[0].message.find("shares CPU 1 with worker 1") != std::string::npos);
+    }
+    SECTION("fewer CPUs than workers: the lcores float over them") {
+        const auto eal = eal_args_for(c, {.hugepages_available = true, .file_prefix = "t", .cpu_ids = {7}});
+        CHECK(contains_sequence(eal.args, {"--lcores", "(0-2)@(7)"}));
+        REQUIRE(eal.diagnostics.items().size() == 1);
+        CHECK(eal.diagnostics.items()[0].message.find("float") != std::string::npos);
+    }
+}
+
 TEST_CASE("eal_args_for: a PCI port is allow-listed and PCI is scanned", "[config]") {
     const auto c = load_ok("dataplane:\n  ports:\n    - {name: nic, role: uplink, devargs: '0000:3b:00.0'}\n"
                            "    - {name: tap, role: workload, devargs: 'net_tap0,iface=tw0'}\n"
