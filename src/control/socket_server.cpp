@@ -298,7 +298,7 @@ void SocketServer::handle_line(int id, Client& c, std::string_view line, const H
     nlohmann::json body;
     try {
         body = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
+    } catch (const nlohmann::json::exception& e) {  // parse_error, and out_of_range for a number like 1e999
         ++malformed_;
         std::string what = e.what();
         if (const auto close = what.find("] "); what.rfind("[json.exception", 0) == 0 && close != std::string::npos)
