@@ -18,6 +18,8 @@
 // A `policy load` of a relative file is resolved against the repository root, as if the daemon ran
 // there (conf/demo/policy.yaml, conf/demo/policy-broken.yaml, pcaps/policy.yaml, ...).
 //
+// FUZZ_CTL_VERBOSE=1 prints every reply line on stderr (to see what an input did).
+//
 // Invariants:
 //   - the server answers every non-blank line with exactly one reply line, in order, and closes the
 //     connection after the replies (after an oversized line: with that error, and nothing after it);
@@ -296,7 +298,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     FUZZ_CHECK(lines.size() == want.replies || (sent < size && lines.size() <= want.replies),
                "{} replies to {} requests", lines.size(), want.replies);
-    for (size_t i = 0; i < lines.size(); ++i) check_reply(lines[i], want.too_large && i + 1 == want.replies);
+    static const bool verbose = std::getenv("FUZZ_CTL_VERBOSE") != nullptr;  // print the replies (debugging)
+    for (size_t i = 0; i < lines.size(); ++i) {
+        if (verbose) std::fprintf(stderr, "reply: %s\n", lines[i].c_str());
+        check_reply(lines[i], want.too_large && i + 1 == want.replies);
+    }
     if (want.too_large && lines.size() == want.replies)
         FUZZ_CHECK(lines.back().find("request too large") != std::string::npos, "the oversized line got {}",
                    lines.back());

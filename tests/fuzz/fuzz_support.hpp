@@ -1,4 +1,4 @@
-// Shared by the libFuzzer targets of tests/fuzz (see tests/fuzz/README.md and scripts/fuzz.sh).
+// Shared by the libFuzzer targets of tests/fuzz (scripts/fuzz.sh runs them; --help lists them).
 //
 // Test code, one fuzz process: nothing here is thread-safe and nothing needs to be.  What a target finds
 // is reported by aborting: FUZZ_CHECK prints the broken invariant and calls abort(), which libFuzzer
