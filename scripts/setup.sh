@@ -2,13 +2,17 @@
 # Prepares a Debian 12 machine to build, test and demo tagwall.  Idempotent: safe to run again.
 #   - installs every Debian package the build, the tests and the demo need (apt-get update at most once);
 #   - reserves hugepages when it can, and says plainly when it cannot (tagwall then runs with --no-huge);
-#   - configures the meson build directory (BUILD_DIR, default ./build).
+#   - configures the meson build directory (BUILD_DIR, default ./build);
+#   - configures the sanitizer build directory (ASAN_BUILD_DIR, default ./build-asan): clang, AddressSanitizer
+#     and UndefinedBehaviorSanitizer, libFuzzer targets (-Dfuzz=true); scripts/test.sh's `asan` and `fuzz`
+#     runners and scripts/fuzz.sh use it.  ASAN_BUILD_DIR= (empty) skips it.
 # Environment: BUILD_DIR, BUILDTYPE (debugoptimized|release|debug), WERROR=1 (CI), HUGEPAGES (default 1024),
-#              TAGWALL_SKIP_APT=1 (skip the package step when you manage packages yourself).
+#              ASAN_BUILD_DIR, TAGWALL_SKIP_APT=1 (skip the package step when you manage packages yourself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 BUILD_DIR=${BUILD_DIR:-build}
+ASAN_BUILD_DIR=${ASAN_BUILD_DIR-build-asan}
 BUILDTYPE=${BUILDTYPE:-debugoptimized}
 HUGEPAGES=${HUGEPAGES:-1024}
 
@@ -17,6 +21,8 @@ packages=(
   g++ meson ninja-build pkg-config
   dpdk-dev libdpdk-dev libboost-program-options-dev libyaml-cpp-dev libfmt-dev catch2 libpcap-dev
   nlohmann-json3-dev
+  # sanitizer and fuzz builds (clang's ASan/UBSan runtimes and libFuzzer)
+  clang libclang-rt-14-dev libfuzzer-14-dev
   # tests, demo and benchmarks
   python3 python3-scapy tcpreplay iproute2 ethtool iputils-ping netcat-openbsd socat iperf3 tshark
   xz-utils procps gnuplot-nox
@@ -63,28 +69,45 @@ reserve_hugepages() {
   fi
 }
 
+# configure_dir DIR MESON_OPTION...: configures DIR, or reconfigures it when its buildtype or werror
+# differ from the wanted ones.  The first two options must be --buildtype and -Dwerror.
+configure_dir() {
+  local dir=$1
+  shift
+  local opts=("$@") want
+  want="${opts[0]#--buildtype=} ${opts[1]#-Dwerror=}"
+  if [ -f "$dir/build.ninja" ]; then
+    # Reconfigure only on a change: `meson configure` makes the next ninja run regenerate everything.
+    local have
+    have=$(meson introspect "$dir" --buildoptions 2>/dev/null | python3 -c '
+import json, sys
+o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
+print(o["buildtype"], str(o["werror"]).lower())' 2>/dev/null || true)
+    if [ "$have" = "$want" ]; then
+      say "build directory $dir up to date (${opts[*]})"
+    else
+      meson configure "$dir" "${opts[0]}" "${opts[1]}" >/dev/null
+      say "build directory $dir reconfigured (${opts[*]})"
+    fi
+  else
+    meson setup "$dir" "${opts[@]}" >/dev/null
+    say "build directory $dir configured (${opts[*]})"
+  fi
+}
+
 configure_build() {
   local werror=false
   [ "${WERROR:-0}" = 1 ] && werror=true
   # Always say which: a build directory once configured by CI (WERROR=1) goes back to plain warnings.
-  local opts=(--buildtype="$BUILDTYPE" -Dwerror="$werror")
-  if [ -f "$BUILD_DIR/build.ninja" ]; then
-    # Reconfigure only on a change: `meson configure` makes the next ninja run regenerate everything.
-    local have
-    have=$(meson introspect "$BUILD_DIR" --buildoptions 2>/dev/null | python3 -c '
-import json, sys
-o = {x["name"]: x["value"] for x in json.load(sys.stdin)}
-print(o["buildtype"], str(o["werror"]).lower())' 2>/dev/null || true)
-    if [ "$have" = "$BUILDTYPE $werror" ]; then
-      say "build directory $BUILD_DIR up to date (${opts[*]})"
-    else
-      meson configure "$BUILD_DIR" "${opts[@]}" >/dev/null
-      say "build directory $BUILD_DIR reconfigured (${opts[*]})"
-    fi
-  else
-    meson setup "$BUILD_DIR" "${opts[@]}" >/dev/null
-    say "build directory $BUILD_DIR configured (${opts[*]})"
+  configure_dir "$BUILD_DIR" --buildtype="$BUILDTYPE" -Dwerror="$werror"
+  [ -n "$ASAN_BUILD_DIR" ] || return 0
+  if ! command -v clang++ >/dev/null; then
+    say "WARNING: clang++ is missing: no sanitizer build ($ASAN_BUILD_DIR); install clang libclang-rt-14-dev"
+    return 0
   fi
+  # debugoptimized: -O2 keeps the sanitized tests and fuzzers fast enough for CI, -g gives their reports lines.
+  CC=clang CXX=clang++ configure_dir "$ASAN_BUILD_DIR" --buildtype=debugoptimized -Dwerror="$werror" \
+    -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false
 }
 
 install_packages

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds tagwall and runs every test: the Catch2 unit tests, the command-line tests (tests/cli/*.sh),
-# the pcap integration tests (pcaps/) and the end-to-end tests through network namespaces (tests/e2e/*.sh).
-# Each runner is one run_* function.
+# the pcap integration tests (pcaps/), the end-to-end tests through network namespaces (tests/e2e/*.sh),
+# the unit, pcap and command-line tests again under AddressSanitizer + UndefinedBehaviorSanitizer, and
+# each fuzz target for a few seconds on its corpus.  Each runner is one run_* function.
 #
 # The LAST line of the output is always `tests: N passed, M failed`, counting every test case of every
 # runner; the exit status is 0 only when nothing failed.
 #
-# Environment: BUILD_DIR (default ./build), and everything scripts/setup.sh honours (WERROR=1, BUILDTYPE,
-# TAGWALL_SKIP_APT=1 ...).
+# Environment: BUILD_DIR (default ./build), ASAN_BUILD_DIR (default ./build-asan), FUZZ_SECONDS, and
+# everything scripts/setup.sh honours (WERROR=1, BUILDTYPE, TAGWALL_SKIP_APT=1 ...).
 # shellcheck disable=SC2317  # the run_* functions are called indirectly, as "run_$runner"
 set -uo pipefail   # no -e: a failing test must not stop the run; every step checks its own status.
 cd "$(dirname "$0")/.." || exit 2
@@ -15,7 +16,8 @@ ROOT=$(pwd)
 
 usage() {
     cat <<'EOF'
-usage: scripts/test.sh [--unit-only | --cli-only | --pcap-only | --e2e-only] [--no-setup] [FILTER...]
+usage: scripts/test.sh [--quick | --unit-only | --cli-only | --pcap-only | --e2e-only | --asan-only |
+                       --fuzz-only] [--no-setup] [FILTER...]
 
 Sets up the machine (scripts/setup.sh: packages, hugepages, meson), builds with ninja, then runs:
   unit   the Catch2 binary build/tests/tagwall-unit-tests (every test case and section is counted)
@@ -25,17 +27,26 @@ Sets up the machine (scripts/setup.sh: packages, hugepages, meson), builds with 
   e2e    every executable tests/e2e/*.sh, one test case each: real traffic between network namespaces
          through `tagwall --config` (scripts/netns-lab.sh).  Needs root; without root or network
          namespaces every e2e test is counted as failed, with the reason
+  asan   the unit, pcap and cli tests again, with the binaries of build-asan (clang, AddressSanitizer +
+         UndefinedBehaviorSanitizer, every report fatal, leaks checked at exit), counted like theirs
+  fuzz   each libFuzzer target of tests/fuzz for FUZZ_SECONDS (default 12) on its corpus
+         (scripts/fuzz.sh), one test case per target: any crash, sanitizer report, leak or
+         timeout fails it (the corpus's regress-* inputs replay the bugs found so far)
 
 options:
+  --quick       skip the asan and fuzz runners (and the sanitizer build)
   --unit-only   run only the unit tests
   --cli-only    run only the command-line tests
   --pcap-only   run only the pcap integration tests
   --e2e-only    run only the end-to-end tests
-  --no-setup    skip scripts/setup.sh (the build directory must already be configured)
+  --asan-only   run only the sanitizer runner (builds only build-asan)
+  --fuzz-only   run only the fuzz runner (builds only build-asan)
+  --no-setup    skip scripts/setup.sh (the build directories must already be configured)
   FILTER...     Catch2 test spec(s), e.g. '[loader]' or 'Prefix*'; implies --unit-only
   -h, --help    this text
 
-environment: BUILD_DIR (default build), WERROR=1, BUILDTYPE, TAGWALL_SKIP_APT=1 (see scripts/setup.sh)
+environment: BUILD_DIR (default build), ASAN_BUILD_DIR (default build-asan), FUZZ_SECONDS (per fuzz
+target, default 12), WERROR=1, BUILDTYPE, TAGWALL_SKIP_APT=1 (see scripts/setup.sh)
 The last line printed is always `tests: N passed, M failed`.
 EOF
 }
@@ -43,7 +54,7 @@ EOF
 # ---------------------------------------------------------------------------------------------------
 # Options
 
-runners=(unit cli pcap e2e)
+runners=(unit cli pcap e2e asan fuzz)
 do_setup=1
 filters=()
 while [ $# -gt 0 ]; do
@@ -53,6 +64,9 @@ while [ $# -gt 0 ]; do
         --cli-only) runners=(cli) ;;
         --pcap-only) runners=(pcap) ;;
         --e2e-only) runners=(e2e) ;;
+        --asan-only) runners=(asan) ;;
+        --fuzz-only) runners=(fuzz) ;;
+        --quick) runners=(unit cli pcap e2e) ;;
         --no-setup) do_setup=0 ;;
         --) shift; filters+=("$@"); break ;;
         -*) printf 'test.sh: unknown option %s\n\n' "$1" >&2; usage >&2; exit 2 ;;
@@ -66,6 +80,17 @@ BUILD_DIR=${BUILD_DIR:-build}
 case $BUILD_DIR in /*) ;; *) BUILD_DIR=$ROOT/$BUILD_DIR ;; esac
 export BUILD_DIR
 RESULTS_DIR=$BUILD_DIR/test-results
+ASAN_BUILD_DIR=${ASAN_BUILD_DIR:-build-asan}
+case $ASAN_BUILD_DIR in /*) ;; *) ASAN_BUILD_DIR=$ROOT/$ASAN_BUILD_DIR ;; esac
+ASAN_RESULTS_DIR=$ASAN_BUILD_DIR/test-results
+FUZZ_SECONDS=${FUZZ_SECONDS:-12}
+
+# Which build directories the chosen runners need.
+need_main=0
+need_asan=0
+for r in "${runners[@]}"; do
+    case $r in asan|fuzz) need_asan=1 ;; *) need_main=1 ;; esac
+done
 
 # ---------------------------------------------------------------------------------------------------
 # Totals.  Every runner reports through `record`; `finish` prints the final line and exits.
@@ -107,17 +132,34 @@ show_tail() {
 setup_and_build() {
     if [ "$do_setup" = 1 ]; then
         banner setup
-        if ! ./scripts/setup.sh; then
+        local asan_dir=""
+        [ "$need_asan" = 1 ] && asan_dir=$ASAN_BUILD_DIR
+        if ! ASAN_BUILD_DIR=$asan_dir ./scripts/setup.sh; then
             say "setup failed; see its output above"
             record setup 0 1 "scripts/setup.sh failed"
             finish
         fi
     fi
-    banner "build ($BUILD_DIR)"
-    if ! ninja -C "$BUILD_DIR" -j2; then
-        say "build failed; see the compiler output above"
-        record build 0 1 "ninja failed"
-        finish
+    if [ "$need_main" = 1 ]; then
+        banner "build ($BUILD_DIR)"
+        if ! ninja -C "$BUILD_DIR" -j2; then
+            say "build failed; see the compiler output above"
+            record build 0 1 "ninja failed"
+            finish
+        fi
+    fi
+    if [ "$need_asan" = 1 ]; then
+        banner "sanitizer build ($ASAN_BUILD_DIR)"
+        local t0=$SECONDS
+        if ! ninja -C "$ASAN_BUILD_DIR" -j2; then
+            say "sanitizer build failed; see the compiler output above (the asan and fuzz runners do not run)"
+            record asan-build 0 1 "ninja failed in $ASAN_BUILD_DIR"
+            local kept=()
+            for r in "${runners[@]}"; do [ "$r" = asan ] || [ "$r" = fuzz ] || kept+=("$r"); done
+            runners=("${kept[@]}")
+        else
+            say "sanitizer build: $((SECONDS - t0)) s"
+        fi
     fi
 }
 
@@ -157,15 +199,18 @@ print("\n".join(report))
 EOF
 }
 
-run_unit() {
-    banner unit
-    local bin=$BUILD_DIR/tests/tagwall-unit-tests
-    local report=$RESULTS_DIR/unit.junit.xml out=$RESULTS_DIR/unit.out
+# unit_tests LABEL BINARY RESULTS_DIR: runs a Catch2 binary with the JUnit reporter; sets U_PASSED, U_FAILED
+# and U_NOTE (what to add to the summary).
+unit_tests() {
+    local label=$1 bin=$2 results=$3
+    local report=$results/$label.junit.xml out=$results/$label.out
+    U_PASSED=0 U_FAILED=0 U_NOTE=""
     if [ ! -x "$bin" ]; then
-        say "FAIL unit: $bin was not built"
-        record unit 0 1 "binary missing"
+        say "FAIL $label: $bin was not built"
+        U_FAILED=1 U_NOTE="binary missing"
         return
     fi
+    mkdir -p "$results"
     rm -f "$report"
     local rc=0
     # --warn NoTests: a filter that matches nothing is an error (exit 2), not a silent success.
@@ -176,21 +221,22 @@ run_unit() {
     # completed; no report means the binary crashed, was killed or timed out (124).
     local parsed passed failed skipped note=""
     if ! parsed=$(parse_junit "$report" 2>>"$out"); then
-        say "FAIL unit: tagwall-unit-tests stopped with status $rc before writing its report" \
-            "(crash, signal or timeout); its output ends with:"
+        say "FAIL $label: $(basename "$bin") stopped with status $rc before writing its report" \
+            "(crash, signal, sanitizer report or timeout); its output ends with:"
         show_tail "$out"
-        record unit 0 1 "crashed, exit status $rc"
+        U_FAILED=1 U_NOTE="crashed, exit status $rc"
         return
     fi
     read -r passed failed skipped <<<"$(head -n 1 <<<"$parsed")"
     tail -n +2 <<<"$parsed"
     [ "$skipped" -gt 0 ] && note="$skipped skipped, counted as passed"
     if [ "$rc" -ne 0 ] && [ "$failed" -eq 0 ]; then
-        # Catch2 also exits non-zero on a bad command line or when no test case matched the filter.
+        # Catch2 also exits non-zero on a bad command line or when no test case matched the filter (and
+        # a sanitizer that finds a leak at exit turns a passing run into a failing status).
         if [ $((passed + failed)) -eq 0 ] && [ ${#filters[@]} -gt 0 ]; then
-            say "FAIL unit: no test case matches ${filters[*]} (list them: $bin --list-tests)"
+            say "FAIL $label: no test case matches ${filters[*]} (list them: $bin --list-tests)"
         else
-            say "FAIL unit: tagwall-unit-tests exited with status $rc without a failing test case; output:"
+            say "FAIL $label: $(basename "$bin") exited with status $rc without a failing test case; output:"
             show_tail "$out"
         fi
         failed=1
@@ -198,20 +244,27 @@ run_unit() {
     elif [ "$failed" -gt 0 ]; then
         say "(JUnit report: $report; test output: $out)"
     fi
-    say "unit: $passed passed, $failed failed"
-    record unit "$passed" "$failed" "$note"
+    say "$label: $passed passed, $failed failed"
+    U_PASSED=$passed U_FAILED=$failed U_NOTE=$note
+}
+
+run_unit() {
+    banner unit
+    unit_tests unit "$BUILD_DIR/tests/tagwall-unit-tests" "$RESULTS_DIR"
+    record unit "$U_PASSED" "$U_FAILED" "$U_NOTE"
 }
 
 # ---------------------------------------------------------------------------------------------------
 # Runner: command-line tests.  Each executable tests/cli/*.sh is one test case; it gets TAGWALL_BIN
 # (the tagwall binary) and TAGWALL_ROOT (the repository root) and passes by exiting 0.
 
-# run_scripts RUNNER TAIL SCRIPT...: each executable SCRIPT is one test case (pass = exit 0, 300 s at
-# most), run with TAGWALL_BIN and TAGWALL_ROOT; a failure shows the last TAIL lines of its output.
+# run_scripts BUILD TAIL SCRIPT...: each executable SCRIPT is one test case (pass = exit 0, 300 s at
+# most), run with TAGWALL_BIN (BUILD's tagwall) and TAGWALL_ROOT; a failure shows the last TAIL lines of
+# its output.  Sets S_PASSED and S_FAILED.
 run_scripts() {
-    local runner=$1 tail_lines=$2 passed=0 failed=0 t name out rc
+    local build=$1 tail_lines=$2 passed=0 failed=0 t name out rc
     shift 2
-    export TAGWALL_BIN=$BUILD_DIR/src/tools/tagwall TAGWALL_ROOT=$ROOT
+    export TAGWALL_BIN=$build/src/tools/tagwall TAGWALL_ROOT=$ROOT
     out=$(mktemp)
     for t in "$@"; do
         name=$(basename "$t" .sh)
@@ -233,14 +286,19 @@ run_scripts() {
         fi
     done
     rm -f "$out"
-    record "$runner" "$passed" "$failed"
+    S_PASSED=$passed S_FAILED=$failed
+}
+
+cli_tests() {
+    local t tests=()
+    for t in tests/cli/*.sh; do [ -e "$t" ] && tests+=("$t"); done
+    run_scripts "$1" 60 "${tests[@]}"
 }
 
 run_cli() {
     banner cli
-    local t tests=()
-    for t in tests/cli/*.sh; do [ -e "$t" ] && tests+=("$t"); done
-    run_scripts cli 60 "${tests[@]}"
+    cli_tests "$BUILD_DIR"
+    record cli "$S_PASSED" "$S_FAILED"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -248,13 +306,13 @@ run_cli() {
 # worker pipeline under pcaps/policy.yaml and the verdict of every packet is diffed against
 # pcaps/NNN-*.verdicts (written with the pcap by scripts/make-pcaps.py, reasoned by hand).
 
-run_pcap() {
-    banner pcap
+# pcap_tests BUILD: the pcap tests with BUILD's tagwall-bench; sets P_PASSED and P_FAILED.
+pcap_tests() {
     local passed=0 failed=0 f name expected got err rc
-    local bench=$BUILD_DIR/src/tools/tagwall-bench
+    local bench=$1/src/tools/tagwall-bench
+    P_PASSED=0 P_FAILED=1
     if [ ! -x "$bench" ]; then
         say "FAIL pcap: $bench was not built"
-        record pcap 0 1 "tagwall-bench missing"
         return
     fi
     got=$(mktemp)
@@ -369,7 +427,13 @@ EOF
         say "FAIL pcap: no pcaps/NNN-*.pcap found"
         failed=1
     fi
-    record pcap "$passed" "$failed"
+    P_PASSED=$passed P_FAILED=$failed
+}
+
+run_pcap() {
+    banner pcap
+    pcap_tests "$BUILD_DIR"
+    record pcap "$P_PASSED" "$P_FAILED"
 }
 
 # ---------------------------------------------------------------------------------------------------
@@ -403,13 +467,75 @@ run_e2e() {
         record e2e 0 ${#tests[@]} "not run: $why"
         return
     fi
-    run_scripts e2e 80 "${tests[@]}"
+    run_scripts "$BUILD_DIR" 80 "${tests[@]}"
+    record e2e "$S_PASSED" "$S_FAILED"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Runner: the sanitizers.  The unit tests, the pcap tests and the command-line tests again, with the
+# binaries of ASAN_BUILD_DIR (clang -fsanitize=address,undefined -fno-sanitize-recover=undefined).  Each
+# test case is counted as in its own runner; the sum is reported as `asan`.
+#
+# Sanitizer options, and why:
+#   ASAN: abort_on_error/halt_on_error (a report fails the test, with a core-style stack), detect_leaks
+#         (LeakSanitizer at exit: a leak fails the test), detect_stack_use_after_return and
+#         check_initialization_order (cheap here, and they catch what plain ASan does not);
+#   LSAN: tests/fuzz/lsan.supp suppresses only allocations made inside DPDK's libraries (the EAL keeps
+#         its start-up memory until exit, rte_eal_cleanup or not);
+#   UBSAN: every report is fatal (also compiled in: -fno-sanitize-recover=undefined), with its stack.
+# DPDK under ASan: the EAL runs as in the other runners (hugepages when the machine has them, else
+# --no-huge, always --no-pci and a file prefix of its own); its libraries are not instrumented, so what
+# is checked is tagwall's code, including its accesses to mbufs and other DPDK memory.
+
+sanitizer_env() {
+    export ASAN_OPTIONS=abort_on_error=1:halt_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:check_initialization_order=1:strict_string_checks=1
+    export LSAN_OPTIONS=suppressions=$ROOT/tests/fuzz/lsan.supp:print_suppressions=0
+    export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+}
+
+run_asan() {
+    banner "asan (unit, pcap and cli tests built with AddressSanitizer + UndefinedBehaviorSanitizer)"
+    (
+        sanitizer_env
+        unit_tests asan-unit "$ASAN_BUILD_DIR/tests/tagwall-unit-tests" "$ASAN_RESULTS_DIR"
+        pcap_tests "$ASAN_BUILD_DIR"
+        say "asan-pcap: $P_PASSED passed, $P_FAILED failed"
+        cli_tests "$ASAN_BUILD_DIR"
+        say "asan-cli: $S_PASSED passed, $S_FAILED failed"
+        echo "$((U_PASSED + P_PASSED + S_PASSED)) $((U_FAILED + P_FAILED + S_FAILED)) $U_NOTE" >"$ASAN_RESULTS_DIR/asan.counts"
+    )
+    local passed=0 failed=1 note="no result"
+    [ -f "$ASAN_RESULTS_DIR/asan.counts" ] && read -r passed failed note <"$ASAN_RESULTS_DIR/asan.counts"
+    rm -f "$ASAN_RESULTS_DIR/asan.counts"
+    record asan "$passed" "$failed" "$note"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Runner: the fuzz targets (tests/fuzz), each FUZZ_SECONDS on its corpus, one test case each.
+
+run_fuzz() {
+    banner "fuzz (${FUZZ_SECONDS}s per target, scripts/fuzz.sh)"
+    local passed=0 failed=0 t out=$ASAN_RESULTS_DIR/fuzz
+    rm -rf "$out"
+    for t in fuzz-packet fuzz-pipeline fuzz-policy fuzz-ctl fuzz-policy-pcap; do
+        if BUILD_DIR=$ASAN_BUILD_DIR ./scripts/fuzz.sh --no-build --out "$out" "$FUZZ_SECONDS" "$t" >"$out.log" 2>&1; then
+            say "PASS $(grep -E "^$t " "$out.log" | tail -n 1)"
+            passed=$((passed + 1))
+        else
+            say "FAIL $t:"
+            show_tail "$out.log" 30
+            failed=$((failed + 1))
+        fi
+    done
+    rm -f "$out.log"
+    record fuzz "$passed" "$failed"
 }
 
 # ---------------------------------------------------------------------------------------------------
 
 setup_and_build
 mkdir -p "$RESULTS_DIR"
+[ "$need_asan" = 1 ] && mkdir -p "$ASAN_RESULTS_DIR"
 for runner in "${runners[@]}"; do
     "run_$runner"
 done

@@ -297,7 +297,12 @@ void Appliance::start() {
 void Appliance::stop() {
     if (running_) {
         stop_.store(true);
-        for (auto& w : workers_) rte_eal_wait_lcore(w->plan.lcore);
+        for (auto& w : workers_) {
+            rte_eal_wait_lcore(w->plan.lcore);
+            // rte_eal_wait_lcore() joins inside librte_eal, where ThreadSanitizer cannot see it; this
+            // acquire of the worker's last store makes the join visible to it (and costs nothing).
+            (void)w->exited.load(std::memory_order_acquire);
+        }
         running_ = false;
     }
     if (ports_started_) {
@@ -353,6 +358,7 @@ PortTotals Appliance::port_totals(size_t port) const noexcept {
 int Appliance::worker_entry(void* arg) {
     auto* w = static_cast<Worker*>(arg);
     w->owner->run_worker(*w);
+    w->exited.store(true, std::memory_order_release);  // the worker's last access to its state: see stop()
     return 0;
 }
 

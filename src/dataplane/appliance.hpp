@@ -166,6 +166,7 @@ private:
         std::atomic<uint64_t> flush_asked{0};  // control increments: empty the connection table
         std::atomic<uint64_t> flush_done{0};   // worker stores flush_asked's value when done
         std::atomic<uint64_t> flushed{0};      // connections removed by the last flush
+        std::atomic<bool> exited{false};       // worker stores true (release) as its last act; stop() acquires
     };
     static int worker_entry(void* arg);
     void run_worker(Worker& w);

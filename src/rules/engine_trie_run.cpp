@@ -29,14 +29,23 @@ namespace generic {
 #undef TRIE_WALK_AVX2
 }  // namespace generic
 
+// GCC takes the target for a region; clang (the sanitizer and fuzz builds) only as a function attribute.
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,bmi,bmi2,popcnt"))), apply_to = function)
+#else
 #pragma GCC push_options
 #pragma GCC target("avx2,bmi,bmi2,popcnt")
+#endif
 namespace avx2 {
 #define TRIE_WALK_AVX2 1
 #include "rules/engine_trie_walk.inc"
 #undef TRIE_WALK_AVX2
 }  // namespace avx2
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
 #pragma GCC pop_options
+#endif
 
 }  // namespace
 

@@ -253,7 +253,14 @@ TEST_CASE("socket: malformed requests get an error and keep the connection", "[s
     c.send("\xff\xfe\n");  // not UTF-8: the error text itself must still be valid JSON
     CHECK(read_json(server, handler, c)["ok"] == false);
 
-    CHECK(server.malformed() == 4);
+    // A number too large for a double is not a parse_error but an out_of_range: it once escaped poll()
+    // and ended the daemon (found by tests/fuzz/fuzz_ctl.cpp).
+    c.send("1e999\n");
+    CHECK_THAT(read_json(server, handler, c)["error"].get<std::string>(), Catch::Contains("number overflow"));
+    c.send(R"({"cmd": "status", "n": -1e999})" "\n");
+    CHECK_THAT(read_json(server, handler, c)["error"].get<std::string>(), Catch::StartsWith("malformed request: "));
+
+    CHECK(server.malformed() == 6);
     CHECK(handler.seen.empty());
     c.send(R"({"cmd":"status"})" "\n");
     CHECK(read_json(server, handler, c)["ok"] == true);
