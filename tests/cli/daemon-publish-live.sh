@@ -12,21 +12,7 @@ set -euo pipefail
 daemon_setup
 CTL=$(dirname "$TAGWALL_BIN")/tagwallctl
 P=$TAGWALL_ROOT/pcaps
-cat >"$SCRATCH/tagwall.yaml" <<YAML
-dataplane:
-  workers: 2
-  ports:
-    - {name: w1, role: workload, devargs: "net_pcap0,rx_pcap=$P/001-tcp-allowed.pcap,infinite_rx=1,tx_pcap=/dev/null"}
-    - {name: u1, role: uplink,   devargs: "net_pcap1,rx_pcap=$SCRATCH/empty.pcap,tx_pcap=/dev/null"}
-    - {name: w2, role: workload, devargs: "net_pcap2,rx_pcap=$P/006-reject.pcap,infinite_rx=1,tx_pcap=/dev/null"}
-    - {name: u2, role: uplink,   devargs: "net_pcap3,rx_pcap=$SCRATCH/empty.pcap,tx_pcap=/dev/null"}
-  forwarding: wire
-  pairs: [[w1, u1], [w2, u2]]
-  flows: {capacity: 4096}
-control: {socket: $SCRATCH/tagwall.sock}
-log: {path: $SCRATCH/events.jsonl}
-policy: $P/policy.yaml
-YAML
+two_pairs_config loop
 daemon_start "$SCRATCH/tagwall.yaml" "two busy workers"
 
 # ctl ARGS...: tagwallctl --json against the appliance; its answer in $SCRATCH/ctl.json.

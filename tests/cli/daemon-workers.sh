@@ -11,21 +11,7 @@ set -euo pipefail
 daemon_setup
 CTL=$(dirname "$TAGWALL_BIN")/tagwallctl
 P=$TAGWALL_ROOT/pcaps
-cat >"$SCRATCH/tagwall.yaml" <<YAML
-dataplane:
-  workers: 2
-  ports:
-    - {name: w1, role: workload, devargs: "net_pcap0,rx_pcap=$P/001-tcp-allowed.pcap,tx_pcap=$SCRATCH/w1.pcap"}
-    - {name: u1, role: uplink,   devargs: "net_pcap1,rx_pcap=$SCRATCH/empty.pcap,tx_pcap=$SCRATCH/u1.pcap"}
-    - {name: w2, role: workload, devargs: "net_pcap2,rx_pcap=$P/006-reject.pcap,tx_pcap=$SCRATCH/w2.pcap"}
-    - {name: u2, role: uplink,   devargs: "net_pcap3,rx_pcap=$SCRATCH/empty.pcap,tx_pcap=$SCRATCH/u2.pcap"}
-  forwarding: wire
-  pairs: [[w1, u1], [w2, u2]]
-  flows: {capacity: 4096}
-control: {socket: $SCRATCH/tagwall.sock}
-log: {path: $SCRATCH/events.jsonl}
-policy: $P/policy.yaml
-YAML
+two_pairs_config capture
 daemon_start "$SCRATCH/tagwall.yaml" "two pairs"
 expect_output '^tagwall: ready: 4 ports, 2 workers' "two workers started"
 expect_output '^tagwall: worker 0 on lcore [0-9]+: polls w1:0 u1:0$' "pair 1 on worker 0"

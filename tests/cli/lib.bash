@@ -112,4 +112,36 @@ daemon_stop() {
 }
 
 # frames PCAP: how many frames a capture holds.
+# two_pairs_config MODE: writes $SCRATCH/tagwall.yaml, an appliance of two workers and two wire pairs on
+# net_pcap ports under pcaps/policy.yaml: w1-u1 with pcaps/001-tcp-allowed.pcap arriving on w1, w2-u2 with
+# pcaps/006-reject.pcap arriving on w2.  MODE `capture`: each capture is read once and every port's output
+# goes to $SCRATCH/PORT.pcap; `loop`: the captures repeat (infinite_rx) and the output is thrown away.
+two_pairs_config() {
+    local p=$TAGWALL_ROOT/pcaps rx_w1 rx_w2 tx_w1 tx_u1 tx_w2 tx_u2
+    case $1 in
+        capture)
+            rx_w1=$p/001-tcp-allowed.pcap rx_w2=$p/006-reject.pcap
+            tx_w1=$SCRATCH/w1.pcap tx_u1=$SCRATCH/u1.pcap tx_w2=$SCRATCH/w2.pcap tx_u2=$SCRATCH/u2.pcap ;;
+        loop)
+            rx_w1=$p/001-tcp-allowed.pcap,infinite_rx=1 rx_w2=$p/006-reject.pcap,infinite_rx=1
+            tx_w1=/dev/null tx_u1=/dev/null tx_w2=/dev/null tx_u2=/dev/null ;;
+        *) fail "two_pairs_config: unknown mode $1" ;;
+    esac
+    cat >"$SCRATCH/tagwall.yaml" <<YAML
+dataplane:
+  workers: 2
+  ports:
+    - {name: w1, role: workload, devargs: "net_pcap0,rx_pcap=$rx_w1,tx_pcap=$tx_w1"}
+    - {name: u1, role: uplink,   devargs: "net_pcap1,rx_pcap=$SCRATCH/empty.pcap,tx_pcap=$tx_u1"}
+    - {name: w2, role: workload, devargs: "net_pcap2,rx_pcap=$rx_w2,tx_pcap=$tx_w2"}
+    - {name: u2, role: uplink,   devargs: "net_pcap3,rx_pcap=$SCRATCH/empty.pcap,tx_pcap=$tx_u2"}
+  forwarding: wire
+  pairs: [[w1, u1], [w2, u2]]
+  flows: {capacity: 4096}
+control: {socket: $SCRATCH/tagwall.sock}
+log: {path: $SCRATCH/events.jsonl}
+policy: $p/policy.yaml
+YAML
+}
+
 frames() { tshark -r "$1" -T fields -e frame.number 2>/dev/null | wc -l; }
