@@ -142,11 +142,13 @@ setup_and_build() {
     fi
     if [ "$need_main" = 1 ]; then
         banner "build ($BUILD_DIR)"
+        local t0=$SECONDS
         if ! ninja -C "$BUILD_DIR" -j2; then
             say "build failed; see the compiler output above"
             record build 0 1 "ninja failed"
             finish
         fi
+        say "build: $((SECONDS - t0)) s"
     fi
     if [ "$need_asan" = 1 ]; then
         banner "sanitizer build ($ASAN_BUILD_DIR)"
@@ -537,6 +539,9 @@ setup_and_build
 mkdir -p "$RESULTS_DIR"
 [ "$need_asan" = 1 ] && mkdir -p "$ASAN_RESULTS_DIR"
 for runner in "${runners[@]}"; do
+    t0=$SECONDS
     "run_$runner"
+    # Each runner's wall time on its summary line: CI's budget is watched from these.
+    [ ${#summary[@]} -gt 0 ] && summary[${#summary[@]}-1]+="  [$((SECONDS - t0)) s]"
 done
 finish
