@@ -210,7 +210,9 @@ expect_counter refused_full $((1000 - MAX_CLIENTS)) $((1000 - MAX_CLIENTS)) "the
 expect_counter oversized 2 2 "the long line and the endless one"
 expect_counter dropped_slow 8 8 "the clients that never read"
 expect_counter timed_out 49 49 "the hanging request and the 48 slowloris"
-expect_counter malformed 16 16 "15 garbage lines the server itself refuses, and the half line of partial"
+# (17 when the server read the half line of partial's first client, which closes at once, before it saw
+# the close: that line then counts as a last request, as a half-close's does.  A race, not a fault.)
+expect_counter malformed 16 17 "15 garbage lines the server itself refuses, the half-closed half line of partial, maybe its closed one"
 lost=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["events_lost"])' \
     "$LAB_DIR/stats.json")
 _e2e_same "$lost" 0 "no event lost: the control thread kept draining the workers' rings (events_lost $lost)"
