@@ -147,7 +147,8 @@ Step track_one(World& w, std::span<const uint8_t> frame, PortRole role, uint64_t
     s.result = r;
     switch (r.action) {
     case CtAction::pass:
-        FUZZ_CHECK(r.reason == Reason::established || r.reason == Reason::related || r.reason == Reason::rule,
+        FUZZ_CHECK(r.reason == Reason::established || r.reason == Reason::rst_in_window || r.reason == Reason::related ||
+                       r.reason == Reason::rule,
                    "pass with reason {}", info(r.reason).counter);
         if (r.reason != Reason::related && r.handle != kNoFlow) {
             FUZZ_CHECK(ct.table().live(r.handle), "a passing packet names dead entry {}", r.handle);

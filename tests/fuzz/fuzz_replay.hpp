@@ -144,6 +144,7 @@ private:
             FUZZ_CHECK(v.action != rules::Action::allow, "a revoked connection allowed");
             break;
         case Reason::established:
+        case Reason::rst_in_window:
         case Reason::related:
         case Reason::arp_nd:
             FUZZ_CHECK(v.action == rules::Action::allow && v.rule == -1, "{} not a plain allow",

@@ -181,7 +181,7 @@ inline void check_parsed(std::span<const uint8_t> frame, const dataplane::Parsed
         FUZZ_CHECK(static_cast<size_t>(*bad) < kReasonCount, "reason {} out of the list", static_cast<int>(*bad));
         FUZZ_CHECK(!info(*bad).word.empty() && !info(*bad).counter.empty(), "a reason without its words");
         FUZZ_CHECK(*bad != Reason::rule && *bad != Reason::default_action && *bad != Reason::established &&
-                       *bad != Reason::related && *bad != Reason::arp_nd && *bad != Reason::revoked,
+                       *bad != Reason::rst_in_window && *bad != Reason::related && *bad != Reason::arp_nd && *bad != Reason::revoked,
                    "the parser gave a decision reason ({}) as a drop", info(*bad).counter);
         return;
     }
