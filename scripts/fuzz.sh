@@ -42,14 +42,15 @@ environment:
   BUILD_DIR    the clang sanitizer build (default build-asan; configured here when missing, with
                CC=clang CXX=clang++ meson setup -Dfuzz=true -Db_sanitize=address,undefined)
   NINJA_JOBS   parallel compile jobs (default 2)
-  FUZZ_ARGS    extra libFuzzer flags, e.g. FUZZ_ARGS='-jobs=2 -workers=2' or '-max_len=8192'
+  FUZZ_ARGS    extra libFuzzer flags, e.g. FUZZ_ARGS='-max_len=8192' or '-only_ascii=1'
   FUZZ_NICE    nice level of the fuzzers (default 10: they yield to builds and tests)
 
 examples:
   scripts/fuzz.sh 60                       # every target, one minute each
   scripts/fuzz.sh 600 fuzz-policy          # ten minutes of the policy language
   scripts/fuzz.sh --merge 3600 fuzz-packet # an hour, then keep what found new coverage
-  build-asan/tests/fuzz/fuzz-packet CRASH  # replay one input (prints the broken invariant or the report)
+  LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp build-asan/tests/fuzz/fuzz-packet CRASH
+                                           # replay one input: the broken invariant or the sanitizer report
 EOF
 }
 
@@ -141,7 +142,7 @@ for t in "${targets[@]}"; do
         grep -E 'ERROR: |FUZZ INVARIANT|runtime error|SUMMARY' "$log" | head -n 8 | sed 's/^/    | /'
         for c in "${crashes[@]}"; do
             echo "    input: $c"
-            echo "    reproduce: $bin $c"
+            echo "    reproduce: LSAN_OPTIONS=suppressions=$ROOT/tests/fuzz/lsan.supp $bin $c"
         done
         [ ${#crashes[@]} -eq 0 ] && echo "    (no input saved; see $log)"
     else

@@ -4,7 +4,7 @@
 //
 // Input: a 6-byte header, then the frame.
 //   byte 0   bit 0: the frame arrives on the uplink (else a workload port); the reply on the other one
-//            bit 1: send the mirrored reply (MACs, addresses and ports swapped; ICMP echo -> echo reply)
+//            bit 1: send the mirrored reply (MACs, addresses and ports swapped; ICMP echo request <-> reply)
 //            bit 2: send the frame again after the reply
 //            bit 3: the mirrored reply of a TCP segment is a SYN|ACK (else the frame's flags plus ACK)
 //   byte 1   time step: the clock advances 2^(byte % 40) ns before each packet (up to ~18 minutes)
@@ -21,7 +21,9 @@
 //   - connection table: pass reasons are established/related/rule, a drop's reason is a tracking or
 //     fragment reason; a passing packet names a live entry (except `related`, stateless ICMP) that find()
 //     finds again; the reply of the connection the frame opened is seen as a reply of that very entry,
-//     the repeat as the original direction; size() never passes capacity().
+//     the repeat as the original direction; size() never passes capacity();
+//   - symmetry: the frame and its mirror have one connection key with opposite directions, and one
+//     dispatch hash (tools/bench_replay.hpp: what keeps a flow on one worker of a multi-worker replay).
 // The table is emptied after each input, so that every input is decided on its own.
 #include <cstddef>
 #include <cstdint>
@@ -35,6 +37,7 @@
 #include "dataplane/parser.hpp"
 #include "dataplane/reject.hpp"
 #include "fuzz_support.hpp"
+#include "tools/bench_replay.hpp"
 
 namespace {
 
@@ -184,7 +187,8 @@ void store32(std::vector<uint8_t>& f, size_t at, uint32_t v) {
 }
 
 // The frame as its destination would answer it: MACs, addresses and L4 ports swapped; TCP gets
-// `reply_seq` and an ack of the frame's segment; an ICMP echo request becomes an echo reply.
+// `reply_seq` and an ack of the frame's segment; an ICMP echo request becomes an echo reply (and a reply
+// a request).
 std::vector<uint8_t> mirror(std::span<const uint8_t> frame, const ParsedPacket& p, uint32_t reply_seq, bool syn_ack) {
     std::vector<uint8_t> f(frame.begin(), frame.end());
     std::swap_ranges(f.begin(), f.begin() + 6, f.begin() + 6);
@@ -204,12 +208,30 @@ std::vector<uint8_t> mirror(std::span<const uint8_t> frame, const ParsedPacket& 
         store32(f, l4 + 4, reply_seq);
         store32(f, l4 + 8, p.tcp_seq + seg);
         f[l4 + 13] = syn_ack ? (kTcpSyn | kTcpAck) : static_cast<uint8_t>(p.tcp_flags | kTcpAck);
-    } else if (p.proto == kIpProtoIcmp && p.icmp_type == 8) {
-        f[l4] = 0;
-    } else if (p.proto == kIpProtoIcmpv6 && p.icmp_type == 128) {
-        f[l4] = 129;
+    } else if (p.l4_length >= 8 && p.kind == PacketKind::ipv4 && p.proto == kIpProtoIcmp &&
+               (p.icmp_type == 8 || p.icmp_type == 0)) {
+        f[l4] = p.icmp_type == 8 ? 0 : 8;  // echo request <-> echo reply
+    } else if (p.l4_length >= 8 && p.kind == PacketKind::ipv6 && p.proto == kIpProtoIcmpv6 &&
+               (p.icmp_type == 128 || p.icmp_type == 129)) {
+        f[l4] = p.icmp_type == 128 ? 129 : 128;
     }
     return f;
+}
+
+// Both directions of a connection share one key (its entry) with opposite directions, and one
+// dispatch hash (tagwall-bench replay --workers: the same worker), whatever the addresses and ports.
+void check_symmetry(const World& w, std::span<const uint8_t> frame, const ParsedPacket& p,
+                    const std::vector<uint8_t>& reply) {
+    ParsedPacket m;
+    if (parse_frame(reply, m) || p.icmp_error || p.fragment) return;  // an error or fragment has no mirror
+    const CtProbe a = w.ct.probe(p, p.vlan), b = w.ct.probe(m, m.vlan);
+    if (a.shape == CtShape::tracked && b.shape == CtShape::tracked) {
+        FUZZ_CHECK(a.key.key == b.key.key, "a packet and its mirror have different connection keys");
+        const bool same_ends = p.src == p.dst && p.sport == p.dport;
+        if (!same_ends) FUZZ_CHECK(a.key.src_is_b != b.key.src_is_b, "a packet and its mirror travel the same way");
+    }
+    FUZZ_CHECK(tools::dispatch_hash(frame) == tools::dispatch_hash(reply),
+               "a packet and its mirror are dispatched to different workers");
 }
 
 void empty_table(ConnTrack& ct) {
@@ -240,6 +262,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         ParsedPacket p;
         parse_frame(frame, p);
         const std::vector<uint8_t> reply = mirror(frame, p, reply_seq, (flags & 8) != 0);
+        check_symmetry(w, frame, p, reply);
         now += step;
         const Step r = track_one(w, reply, other, now);
         reply_opened = r.opened;
