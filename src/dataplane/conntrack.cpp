@@ -108,8 +108,7 @@ void refresh(FlowEntry& e, bool reply, const ParsedPacket& p, uint64_t now) noex
 
 }  // namespace
 
-CtProbe ConnTrack::probe(const ParsedPacket& p, uint16_t segment) const noexcept {
-    CtProbe k;
+void ConnTrack::probe(const ParsedPacket& p, uint16_t segment, CtProbe& k) const noexcept {
     k.segment = segment;
     const Seen seen = shape_of(p);
     k.shape = seen.shape;
@@ -118,7 +117,6 @@ CtProbe ConnTrack::probe(const ParsedPacket& p, uint16_t segment) const noexcept
         k.key = key_of(p, segment, seen.kind);
         k.slots = table_.slots_for(k.key.key);
     }
-    return k;
 }
 
 L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {
@@ -145,6 +143,23 @@ CtResult ConnTrack::track(const ParsedPacket& p, const CtProbe& probe, uint64_t 
     const L4Update u = tracker(probe.kind).on_miss(p);
     if (u.action == L4Action::classify) return {CtAction::classify, Reason::rule, false, kNoFlow};
     return drop(u.reason);
+}
+
+FlowHandle ConnTrack::pass_established(const ParsedPacket& p, const CtProbe& k, uint32_t generation,
+                                       uint64_t now) noexcept {
+    if (k.shape != Shape::tracked || k.kind != L4Kind::tcp) return kNoFlow;
+    if ((p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst | kTcpAck)) != kTcpAck) return kNoFlow;
+    const FlowHandle h = table_.lookup(k.key.key, k.slots, now);
+    if (h == kNoFlow) return kNoFlow;
+    FlowEntry& e = table_.entry(h);
+    if (e.state != FlowState::tcp_established || e.generation != generation) return kNoFlow;
+    const bool reply = k.key.src_is_b != e.initiator_is_b();
+    // A segment outside the window is dropped by tcp_update() without touching the entry: track() will
+    // find the same.
+    const L4Update u = tcp_update(e, p, reply);
+    if (u.action != L4Action::pass || u.reason != Reason::established) return kNoFlow;
+    refresh(e, reply, p, now);
+    return h;
 }
 
 CtResult ConnTrack::create(const ParsedPacket& p, const CtProbe& probe, const FlowOrigin& origin,

@@ -10,56 +10,8 @@
 #include <stdexcept>
 
 namespace tagwall::dataplane {
-namespace {
-
-constexpr uint64_t kGolden = kGoldenRatio64;
-
-// Whether end (a, port_a) sorts after end (b, port_b).  Any total order makes keys direction-
-// independent; this one compares the addresses as two native 64-bit words, then the ports.
-bool end_sorts_after(const rules::IpAddr& a, uint16_t port_a, const rules::IpAddr& b, uint16_t port_b) noexcept {
-    uint64_t wa[2], wb[2];
-    std::memcpy(wa, a.bytes.data(), sizeof wa);
-    std::memcpy(wb, b.bytes.data(), sizeof wb);
-    if (wa[0] != wb[0]) return wa[0] > wb[0];
-    if (wa[1] != wb[1]) return wa[1] > wb[1];
-    return port_a > port_b;
-}
-
-using KeyWords = std::array<uint64_t, sizeof(FlowKey) / sizeof(uint64_t)>;
-
-KeyWords words_of(const FlowKey& k) noexcept {
-    KeyWords w;
-    std::memcpy(w.data(), &k, sizeof k);
-    return w;
-}
-
-// Key equality as five word compares, without a call to memcmp.
-bool same_key(const FlowKey& x, const FlowKey& y) noexcept {
-    const KeyWords a = words_of(x), b = words_of(y);
-    uint64_t diff = 0;
-    for (size_t i = 0; i < a.size(); ++i) diff |= a[i] ^ b[i];
-    return diff == 0;
-}
-
-}  // namespace
 
 // --- keys ---
-
-DirectedKey make_flow_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
-                          uint16_t sport, uint16_t dport) noexcept {
-    DirectedKey k;
-    k.key.vlan = vlan;
-    k.key.proto = proto;
-    k.key.family = src.family;
-    k.src_is_b = end_sorts_after(src, sport, dst, dport);
-    const rules::IpAddr& a = k.src_is_b ? dst : src;
-    const rules::IpAddr& b = k.src_is_b ? src : dst;
-    k.key.addr_a = a.bytes;
-    k.key.addr_b = b.bytes;
-    k.key.port_a = k.src_is_b ? dport : sport;
-    k.key.port_b = k.src_is_b ? sport : dport;
-    return k;
-}
 
 DirectedKey make_echo_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
                           uint16_t id, bool request) noexcept {
@@ -133,28 +85,17 @@ size_t FlowTable::memory_bytes() const noexcept {
 
 // --- lookups ---
 
-FlowHandle FlowTable::lookup(const FlowKey& key, const Slots& s, uint64_t now) noexcept {
-    const FlowHandle h = search(key, s);
-    if (h == kNoFlow) return kNoFlow;
-    if (expired(entries_[h], now)) {
-        release(h);
-        ++stats_.expired;
-        return kNoFlow;
-    }
-    return h;
-}
-
 void FlowTable::prefetch_entry(const Slots& s) const noexcept {
-    for (const size_t b : {s.first, s.second}) {
-        const Bucket& bucket = buckets_[b];
-        for (size_t i = 0; i < kBucketSlots; ++i) {
-            if (bucket.sig[i] != s.sig) continue;
-            const auto* e = reinterpret_cast<const char*>(&entries_[bucket.entry[i]]);
-            __builtin_prefetch(e);
-            __builtin_prefetch(e + 64);
-            return;
-        }
+    // Most keys live in their first bucket (emptier_bucket): its entry, else the second bucket, whose
+    // entry the lookup then finds without help.
+    const Bucket& first = buckets_[s.first];
+    if (const unsigned m = sig_matches(first, s.sig); m != 0) {
+        const auto* e = reinterpret_cast<const char*>(&entries_[first.entry[std::countr_zero(m)]]);
+        __builtin_prefetch(e);
+        __builtin_prefetch(e + 64);
+        return;
     }
+    __builtin_prefetch(&buckets_[s.second]);
 }
 
 FlowHandle FlowTable::find(const FlowKey& key, uint64_t now) const noexcept {
@@ -190,8 +131,7 @@ InsertResult FlowTable::lookup_or_insert(const FlowKey& key, const Slots& s, Flo
         bucket = emptier_bucket(s);
     }
     const FlowHandle h = free_[--free_top_];
-    size_t slot = 0;
-    while (bucket->sig[slot] != 0) ++slot;  // emptier_bucket() returned a bucket with a free slot
+    const auto slot = static_cast<size_t>(std::countr_zero(sig_matches(*bucket, 0)));  // emptier_bucket(): one is free
     bucket->sig[slot] = s.sig;
     bucket->entry[slot] = h;
 
@@ -281,42 +221,15 @@ size_t FlowTable::expire(uint64_t now, size_t max_slots) noexcept {
     return freed;
 }
 
-// --- hashing ---
-
-FlowTable::Slots FlowTable::slots_for(const FlowKey& key) const noexcept {
-    // Keyed multiply-xor over the five words, then murmur3's finalizer to spread the high bits down.
-    uint64_t h = seed_;
-    for (const uint64_t w : words_of(key)) h = (h ^ w) * kGolden;
-    h = mix64(h);
-    Slots s;
-    s.sig = static_cast<uint32_t>(h >> 32);
-    if (s.sig == 0) s.sig = 1;
-    s.first = static_cast<size_t>(h) & bucket_mask_;
-    // The second choice comes from the signature's bits, through a multiplication so that it does not
-    // repeat the first's.
-    s.second = static_cast<size_t>((uint64_t{s.sig} * kGolden) >> (64 - bucket_bits_));
-    if (s.second == s.first) s.second = s.first ^ 1;
-    return s;
-}
-
-FlowHandle FlowTable::search(const FlowKey& key, const Slots& s) const noexcept {
-    for (const size_t b : {s.first, s.second}) {
-        const Bucket& bucket = buckets_[b];
-        for (size_t i = 0; i < kBucketSlots; ++i)
-            if (bucket.sig[i] == s.sig && same_key(entries_[bucket.entry[i]].key, key)) return bucket.entry[i];
-    }
-    return kNoFlow;
-}
-
+// Where a new key goes: its first bucket while that is at most 5/8 full, so that a lookup mostly reads
+// one bucket line (the burst prefetches only the first); past that, the emptier of the two (the
+// two-choice balance that keeps a bucket pair from filling before the pool does).
 FlowTable::Bucket* FlowTable::emptier_bucket(const Slots& s) noexcept {
-    auto free_slots = [](const Bucket& b) noexcept {
-        size_t n = 0;
-        for (size_t i = 0; i < kBucketSlots; ++i) n += b.sig[i] == 0;
-        return n;
-    };
     Bucket& first = buckets_[s.first];
+    const auto f = static_cast<size_t>(std::popcount(sig_matches(first, 0)));
+    if (f >= kBucketSlots - kFirstBucketFill) return &first;
     Bucket& second = buckets_[s.second];
-    const size_t f = free_slots(first), g = free_slots(second);
+    const auto g = static_cast<size_t>(std::popcount(sig_matches(second, 0)));
     if (f == 0 && g == 0) return nullptr;
     return f >= g ? &first : &second;
 }

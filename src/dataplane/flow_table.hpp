@@ -23,9 +23,10 @@
 //   - Layout: entries are 128 bytes (two cache lines, static_assert below) in one pool indexed by a
 //     FlowHandle that stays valid while the entry lives.  The index is two-choice hashed: each key has
 //     two 64-byte buckets of 8 slots, a slot being a 32-bit signature and an entry index.  A lookup
-//     reads at most two bucket lines and compares full keys only on a signature match; an insert goes
-//     to the emptier bucket.  Buckets are provisioned at >= 1.25 slots per entry, so a bucket pair is
-//     full only when the pool nearly is.  The hash is keyed by a per-table random seed, so a sender
+//     reads at most two bucket lines and compares full keys only on a signature match.  An insert goes
+//     to the key's first bucket while that has 3 free slots or more (so that a lookup mostly reads, and
+//     the burst prefetches, one bucket line), else to the emptier of the two.  Buckets are provisioned
+//     at >= 1.25 slots per entry, so a bucket pair is full only when the pool nearly is.  The hash is keyed by a per-table random seed, so a sender
 //     cannot cheaply aim many keys at one bucket pair.
 //   - Time is injected: `now` is the worker's monotonic clock in nanoseconds, read once per burst.
 //     An entry whose state's timeout has passed is dead: lookups treat it as absent (and free it),
@@ -40,12 +41,18 @@
 #pragma once
 
 #include <array>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string_view>
 #include <type_traits>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
+#include "dataplane/hash.hpp"
 #include "dataplane/huge_array.hpp"
 #include "rules/address.hpp"
 
@@ -66,15 +73,47 @@ struct FlowKey {
 static_assert(sizeof(FlowKey) == 40 && std::has_unique_object_representations_v<FlowKey>,
               "hash key without padding: it is hashed as five 64-bit words");
 
+// A key as the five 64-bit words it is hashed and compared as (loads the compiler keeps in registers).
+inline uint64_t key_word(const FlowKey& k, size_t i) noexcept {
+    uint64_t w;
+    std::memcpy(&w, reinterpret_cast<const char*>(&k) + i * sizeof w, sizeof w);
+    return w;
+}
+inline constexpr size_t kFlowKeyWords = sizeof(FlowKey) / sizeof(uint64_t);
+
+// Key equality as five word compares, without a call to memcmp.
+inline bool same_key(const FlowKey& x, const FlowKey& y) noexcept {
+    uint64_t diff = 0;
+    for (size_t i = 0; i < kFlowKeyWords; ++i) diff |= key_word(x, i) ^ key_word(y, i);
+    return diff == 0;
+}
+
 // A key and the direction of the packet that built it.
 struct DirectedKey {
     FlowKey key;
     bool src_is_b = false;  // the packet travels from side b to side a
 };
 
-// The key of a packet from (src, sport) to (dst, dport).
-DirectedKey make_flow_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
-                          uint16_t sport, uint16_t dport) noexcept;
+// The key of a packet from (src, sport) to (dst, dport).  Inline: every packet builds one.
+inline DirectedKey make_flow_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
+                                 uint16_t sport, uint16_t dport) noexcept {
+    // Whether end (src, sport) sorts after end (dst, dport).  Any total order makes keys direction-
+    // independent; this one compares the addresses as two native 64-bit words, then the ports.
+    uint64_t ws[2], wd[2];
+    std::memcpy(ws, src.bytes.data(), sizeof ws);
+    std::memcpy(wd, dst.bytes.data(), sizeof wd);
+    const bool src_is_b = ws[0] != wd[0] ? ws[0] > wd[0] : ws[1] != wd[1] ? ws[1] > wd[1] : sport > dport;
+    DirectedKey k;
+    k.key.vlan = vlan;
+    k.key.proto = proto;
+    k.key.family = src.family;
+    k.src_is_b = src_is_b;
+    k.key.addr_a = src_is_b ? dst.bytes : src.bytes;
+    k.key.addr_b = src_is_b ? src.bytes : dst.bytes;
+    k.key.port_a = src_is_b ? dport : sport;
+    k.key.port_b = src_is_b ? sport : dport;
+    return k;
+}
 // The key of an ICMP/ICMPv6 echo exchange; `request` says whether src is the requester.
 DirectedKey make_echo_key(uint16_t vlan, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
                           uint16_t id, bool request) noexcept;
@@ -202,6 +241,7 @@ struct InsertResult {
 class FlowTable {
 public:
     static constexpr size_t kBucketSlots = 8;
+    static constexpr size_t kFirstBucketFill = 5;         // slots of its first bucket a key may fill (emptier_bucket)
     static constexpr size_t kEvictionScan = 16;           // pool entries looked at per eviction, beyond the buckets
     static constexpr uint32_t kMaxCapacity = 1u << 28;
 
@@ -238,14 +278,12 @@ public:
     FlowEntry& entry(FlowHandle h) noexcept { return entries_[h]; }
 
     // Burst prefetching (the worker looks a burst's keys up in two passes before deciding any packet,
-    // so that each packet's cache misses overlap the others'): the key's two buckets, then the entries
-    // whose signature matches in them.  Hints only: nothing is read that a lookup would not read.
+    // so that each packet's cache misses overlap the others'): the key's first bucket, then the entry
+    // whose signature matches in it, or else the second bucket.  Hints only: nothing is read that a
+    // lookup would not read.
     void prefetch_buckets(const FlowKey& key) const noexcept { prefetch_buckets(slots_for(key)); }
     void prefetch_entry(const FlowKey& key) const noexcept { prefetch_entry(slots_for(key)); }
-    void prefetch_buckets(const Slots& s) const noexcept {
-        __builtin_prefetch(&buckets_[s.first]);
-        __builtin_prefetch(&buckets_[s.second]);
-    }
+    void prefetch_buckets(const Slots& s) const noexcept { __builtin_prefetch(&buckets_[s.first]); }
     void prefetch_entry(const Slots& s) const noexcept;
 
     // --- const: the owning worker, or any thread while the worker is stopped ---
@@ -282,6 +320,7 @@ private:
     };
     static_assert(sizeof(Bucket) == 64, "a bucket is one cache line");
 
+    static unsigned sig_matches(const Bucket& b, uint32_t sig) noexcept;
     FlowHandle search(const FlowKey& key, const Slots& s) const noexcept;
     Bucket* emptier_bucket(const Slots& s) noexcept;
     FlowHandle pick_victim(const Slots& s, bool scan_pool, uint64_t now) noexcept;
@@ -304,5 +343,61 @@ private:
     size_t eviction_cursor_ = 0;
     FlowTableStats stats_;
 };
+
+// --- the lookup path, inline: every packet takes it ---
+
+inline FlowTable::Slots FlowTable::slots_for(const FlowKey& key) const noexcept {
+    // Keyed multiply-xor over the five words, then murmur3's finalizer to spread the high bits down.
+    uint64_t h = seed_;
+    for (size_t i = 0; i < kFlowKeyWords; ++i) h = (h ^ key_word(key, i)) * kGoldenRatio64;
+    h = mix64(h);
+    Slots s;
+    s.sig = static_cast<uint32_t>(h >> 32);
+    if (s.sig == 0) s.sig = 1;
+    s.first = static_cast<size_t>(h) & bucket_mask_;
+    // The second choice comes from the signature's bits, through a multiplication so that it does not
+    // repeat the first's.
+    s.second = static_cast<size_t>((uint64_t{s.sig} * kGoldenRatio64) >> (64 - bucket_bits_));
+    if (s.second == s.first) s.second = s.first ^ 1;
+    return s;
+}
+
+// Which of a bucket's eight slots hold signature `sig`: bit i for slot i.  SSE2 compares the eight
+// 32-bit signatures in two instructions (every x86-64 has it); elsewhere a plain loop.
+inline unsigned FlowTable::sig_matches(const Bucket& b, uint32_t sig) noexcept {
+#if defined(__SSE2__)
+    const __m128i want = _mm_set1_epi32(static_cast<int>(sig));
+    const __m128i lo = _mm_cmpeq_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b.sig.data())), want);
+    const __m128i hi = _mm_cmpeq_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(b.sig.data() + 4)), want);
+    return static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(lo))) |
+           (static_cast<unsigned>(_mm_movemask_ps(_mm_castsi128_ps(hi))) << 4);
+#else
+    unsigned m = 0;
+    for (size_t i = 0; i < kBucketSlots; ++i) m |= static_cast<unsigned>(b.sig[i] == sig) << i;
+    return m;
+#endif
+}
+
+inline FlowHandle FlowTable::search(const FlowKey& key, const Slots& s) const noexcept {
+    for (const size_t b : {s.first, s.second}) {
+        const Bucket& bucket = buckets_[b];
+        for (unsigned m = sig_matches(bucket, s.sig); m != 0; m &= m - 1) {
+            const uint32_t e = bucket.entry[std::countr_zero(m)];
+            if (same_key(entries_[e].key, key)) return e;
+        }
+    }
+    return kNoFlow;
+}
+
+inline FlowHandle FlowTable::lookup(const FlowKey& key, const Slots& s, uint64_t now) noexcept {
+    const FlowHandle h = search(key, s);
+    if (h == kNoFlow) return kNoFlow;
+    if (expired(entries_[h], now)) [[unlikely]] {
+        release(h);
+        ++stats_.expired;
+        return kNoFlow;
+    }
+    return h;
+}
 
 }  // namespace tagwall::dataplane

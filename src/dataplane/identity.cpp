@@ -234,6 +234,14 @@ IdentityTable::ClaimResult IdentityTable::claim(const IpAddr& a, uint16_t vlan, 
     return {Claim::link_local, owner};
 }
 
+bool IdentityTable::bound_source(const ParsedPacket& p, uint32_t& endpoint) const noexcept {
+    if (p.nd || (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) || !segment_known(p.vlan)) return false;
+    const ClaimResult c = claim(p.src, p.vlan, p.src_mac);
+    if (c.claim != Claim::bound) return false;
+    endpoint = c.endpoint;
+    return true;
+}
+
 SourceCheck IdentityTable::check_workload_ip(const ParsedPacket& p) const noexcept {
     const ClaimResult c = claim(p.src, p.vlan, p.src_mac);
     switch (c.claim) {

@@ -79,6 +79,10 @@ public:
     // --- any worker: const, noexcept, no allocation ---
     // SpoofGuard and source identity for a parsed packet that arrived on a port of this role.
     SourceCheck check_source(const ParsedPacket& p, PortRole role) const noexcept;
+    // The fast path's SpoofGuard (Pipeline::process): true when check_source(p, workload) accepts `p` as
+    // an ordinary packet from a bound address (not ND, not infrastructure-only), with that endpoint in
+    // `endpoint`.  False says only "ask check_source()", which gives the verdict and its reason.
+    bool bound_source(const ParsedPacket& p, uint32_t& endpoint) const noexcept;
     // Identity of any address (destination, or a source on an uplink): same answer as RuleSet::resolve.
     rules::Identity resolve(const rules::IpAddr& addr) const noexcept;
     // Endpoint whose bound MAC this is in the segment of `vlan`, or rules::kExternal.

@@ -80,6 +80,8 @@ struct ParsedPacket {
     rules::IpAddr nd_target;             // NS/NA/redirect target
     bool nd_has_ll = false;
     Mac nd_ll{};                          // source/target link-layer address option
+
+    friend bool operator==(const ParsedPacket&, const ParsedPacket&) = default;
 };
 
 }  // namespace tagwall::dataplane

@@ -34,6 +34,11 @@ struct L4Span {
 };
 
 uint16_t load16(const uint8_t* p) noexcept;
+uint32_t load32(const uint8_t* p) noexcept;
+void set_ipv4(IpAddr& a, const uint8_t* p) noexcept;
+uint8_t find_window_scale(const uint8_t* p, size_t len) noexcept;
+bool parse_common(const uint8_t* f, size_t size, ParsedPacket& out) noexcept;
+std::optional<Reason> parse_general(std::span<const uint8_t> frame, ParsedPacket& out) noexcept;
 std::optional<Reason> parse_arp(const uint8_t* f, size_t l3, size_t size, ParsedPacket& out) noexcept;
 std::optional<Reason> parse_ipv4(const uint8_t* f, size_t l3, size_t size, ParsedPacket& out) noexcept;
 std::optional<Reason> parse_ipv6(const uint8_t* f, size_t l3, size_t size, ParsedPacket& out) noexcept;
@@ -42,6 +47,19 @@ std::optional<Reason> parse_ipv6(const uint8_t* f, size_t l3, size_t size, Parse
 
 std::optional<Reason> parse_frame(std::span<const uint8_t> frame, ParsedPacket& out) noexcept {
     out = kNothingParsed;
+    if (parse_common(frame.data(), std::min(frame.size(), kMaxFrame), out)) [[likely]]
+        return std::nullopt;
+    return parse_general(frame, out);
+}
+
+std::optional<Reason> detail::parse_frame_general(std::span<const uint8_t> frame, ParsedPacket& out) noexcept {
+    out = kNothingParsed;
+    return parse_general(frame, out);
+}
+
+namespace {
+
+std::optional<Reason> parse_general(std::span<const uint8_t> frame, ParsedPacket& out) noexcept {
     const uint8_t* f = frame.data();
     const size_t size = std::min(frame.size(), kMaxFrame);
     if (size < kEthHeader) return Reason::truncated_ethernet;
@@ -71,7 +89,71 @@ std::optional<Reason> parse_frame(std::span<const uint8_t> frame, ParsedPacket& 
     }
 }
 
-namespace {
+// The commonest frame, read straight through: Ethernet with at most one 802.1Q tag, IPv4 without
+// options and not fragmented, a complete TCP header or a UDP datagram whose length fits.  It sets
+// exactly the fields the general path sets for such a frame (`out` is reset already), and returns
+// false, having written nothing that matters, for anything else: the general path then reads the
+// frame from the start.  Unit tests and fuzz-packet compare the two (detail::parse_frame_general).
+[[gnu::always_inline]] inline bool parse_common(const uint8_t* f, size_t size, ParsedPacket& out) noexcept {
+    if (size < kEthHeader + kIpv4MinHeader + kUdpHeader) return false;
+    uint16_t type = load16(f + 12);
+    size_t l3 = kEthHeader;
+    bool tagged = false;
+    if (type == kEtherTypeVlan || type == kEtherTypeQinq) {
+        if (size < kEthHeader + kVlanTag + kIpv4MinHeader + kUdpHeader) return false;
+        tagged = true;
+        type = load16(f + 16);
+        l3 += kVlanTag;
+    }
+    const uint8_t* ip = f + l3;
+    if (type != kEtherTypeIpv4 || ip[0] != 0x45 || (load16(ip + 6) & 0x3FFF) != 0) return false;
+    const size_t total = load16(ip + 2);
+    if (total > size - l3) return false;
+    const uint8_t proto = ip[9];
+    const uint8_t* p = ip + kIpv4MinHeader;
+    const size_t len = total - kIpv4MinHeader;  // may wrap when total < 20: the checks below then fail
+    if (total < kIpv4MinHeader + kUdpHeader) return false;
+    size_t header;
+    if (proto == kIpProtoTcp) {
+        header = (size_t{p[12]} >> 4) * 4;
+        if (len < kTcpMinHeader || header < kTcpMinHeader || header > len) return false;
+    } else if (proto == kIpProtoUdp) {
+        const size_t length = load16(p + 4);
+        if (length < kUdpHeader || length > len) return false;
+        header = len - (length - kUdpHeader);  // so that payload_length below is the UDP length's
+    } else {
+        return false;
+    }
+    std::memcpy(out.dst_mac.data(), f, 6);
+    std::memcpy(out.src_mac.data(), f + 6, 6);
+    if (tagged) {
+        out.tagged = true;
+        out.vlan = load16(f + 14) & 0x0FFF;
+    }
+    out.ethertype = kEtherTypeIpv4;
+    out.kind = PacketKind::ipv4;
+    out.l3_offset = static_cast<uint16_t>(l3);
+    out.l3_length = static_cast<uint16_t>(total);
+    out.ttl = ip[8];
+    out.proto = proto;
+    set_ipv4(out.src, ip + 12);
+    set_ipv4(out.dst, ip + 16);
+    out.l4_offset = static_cast<uint16_t>(l3 + kIpv4MinHeader);
+    out.l4_length = static_cast<uint16_t>(len);
+    out.sport = load16(p);
+    out.dport = load16(p + 2);
+    if (proto == kIpProtoTcp) {
+        out.tcp_seq = load32(p + 4);
+        out.tcp_ack = load32(p + 8);
+        out.tcp_flags = p[13];
+        out.tcp_window = load16(p + 14);
+        out.tcp_wscale = header == kTcpMinHeader ? kNoWindowScale
+                                                 : find_window_scale(p + kTcpMinHeader, header - kTcpMinHeader);
+    }
+    out.payload_length = static_cast<uint16_t>(len - header);
+    out.l4_present = true;
+    return true;
+}
 
 // --- field access: unaligned loads in network byte order ---
 

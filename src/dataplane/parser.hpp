@@ -44,6 +44,12 @@ namespace tagwall::dataplane {
 // array, and returning a ~200-byte struct per packet would copy it.
 std::optional<Reason> parse_frame(std::span<const uint8_t> frame, ParsedPacket& out) noexcept;
 
+namespace detail {
+// parse_frame() without its shortcut for the commonest frames (Ethernet, one optional 802.1Q tag, IPv4
+// without options, TCP or UDP): the reference the shortcut is tested against.
+std::optional<Reason> parse_frame_general(std::span<const uint8_t> frame, ParsedPacket& out) noexcept;
+}  // namespace detail
+
 // Protocol numbers and ethertypes the parser and its callers name.
 inline constexpr uint16_t kEtherTypeIpv4 = 0x0800, kEtherTypeArp = 0x0806, kEtherTypeVlan = 0x8100,
                           kEtherTypeQinq = 0x88a8, kEtherTypeIpv6 = 0x86dd;

@@ -179,6 +179,11 @@ private:
     // its connection probe `k` (ConnTrack::probe; made only when the frame parsed).
     Verdict process_parsed(const FrameRef& frame, ParsedPacket& p, std::optional<Reason> bad, const CtProbe& k,
                            uint64_t now) noexcept;
+    // process()'s shortcut for an ACK of an established connection: true when it decided the frame
+    // (into `out`) exactly as process_parsed() would; false when process_parsed() must, with nothing
+    // changed.  `k` must be the probe of a frame that parsed.
+    bool fast_established(const FrameRef& frame, ParsedPacket& p, const CtProbe& k, uint64_t now,
+                          Verdict& out) noexcept;
     // Steps 6-7 for a packet that passed SpoofGuard; `src` is its source identity, or nullptr when it
     // arrived on an uplink, where SpoofGuard only resolves the source address: that is done here, and
     // only when the policy is asked (an established packet never needs it).
@@ -190,6 +195,8 @@ private:
     // Counts the verdict and picks its out_port; `p` is the parsed frame, or nullptr when it did not parse.
     Verdict finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept;
     void learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept;
+    // Counts an allowed frame out of `out_port` (kFlood: every port but in_port; kNoPort: none).
+    void count_tx(uint8_t out_port, uint8_t in_port) noexcept;
     // Step 8: where a frame entering on in_port goes (the wire peer; switch mode: the destination
     // MAC's port, kFlood for group and unknown MACs, kNoPort when that is in_port itself).
     uint8_t forward_port(const ParsedPacket& p, uint8_t in_port, uint64_t now) const noexcept;

@@ -38,9 +38,19 @@ Bytes cut(const Bytes& b, size_t n) { return Bytes(b.begin(), b.begin() + static
 
 std::string outcome(const std::optional<Reason>& r) { return r ? std::string(info(*r).counter) : "parsed"; }
 
+// parse_frame(), checked against its reference: the shortcut for common frames must leave exactly what
+// the general path leaves, and decide the same.
+std::optional<Reason> parse_both(std::span<const uint8_t> frame, ParsedPacket& p) {
+    const auto r = parse_frame(frame, p);
+    ParsedPacket q;
+    const auto g = detail::parse_frame_general(frame, q);
+    if (r != g || !(p == q)) FAIL_CHECK("parse_frame() and its general path disagree");
+    return r;
+}
+
 std::optional<Reason> parse(const Bytes& frame, ParsedPacket& p) {
     const Bytes exact(frame.begin(), frame.end());  // capacity == size: ASan sees any overread
-    return parse_frame(exact, p);
+    return parse_both(exact, p);
 }
 
 struct Case {
@@ -763,14 +773,14 @@ TEST_CASE("parser: IPv6 fragments (RFC 7112)", "[parser]") {
 
 TEST_CASE("parser: every field a frame does not carry is reset", "[parser]") {
     ParsedPacket p;
-    REQUIRE_FALSE(parse_frame(v4().icmp_error(3, 3, Frame().ipv4(k4B, k4A).tcp(1, 2).bytes()).bytes(), p));
+    REQUIRE_FALSE(parse_both(v4().icmp_error(3, 3, Frame().ipv4(k4B, k4A).tcp(1, 2).bytes()).bytes(), p));
     REQUIRE(p.inner_l4_present);
-    REQUIRE_FALSE(parse_frame(v6().ipv6_frag({.more = true, .id = 3})
+    REQUIRE_FALSE(parse_both(v6().ipv6_frag({.more = true, .id = 3})
                                   .tcp(7, 8, {.seq = 9, .flags = kTcpSyn, .options = {3, 3, 4}})
                                   .bytes(),
                               p));
     REQUIRE(p.tcp_wscale == 4);
-    REQUIRE_FALSE(parse_frame(Frame().eth(kMacA, kBroadcast).arp(1, kMacA, k4A, kZero, k4B).bytes(), p));
+    REQUIRE_FALSE(parse_both(Frame().eth(kMacA, kBroadcast).arp(1, kMacA, k4A, kZero, k4B).bytes(), p));
     CHECK(p.kind == PacketKind::arp);
     CHECK_FALSE(p.l4_present);
     CHECK_FALSE(p.fragment);
@@ -782,7 +792,7 @@ TEST_CASE("parser: every field a frame does not carry is reset", "[parser]") {
     CHECK_FALSE(p.inner_l4_present);
     CHECK(p.src == IpAddr{});
     CHECK(p.l3_length == 0);
-    REQUIRE(parse_frame(Bytes(10, 0), p) == Reason::truncated_ethernet);
+    REQUIRE(parse_both(Bytes(10, 0), p) == Reason::truncated_ethernet);
     CHECK(p.kind == PacketKind::other);
     CHECK(p.arp_op == 0);
 }
@@ -804,7 +814,7 @@ TEST_CASE("parser: truncation at every byte of a valid frame is a drop, never an
         size_t drops = 0;
         for (size_t n = 0; n < frame.size(); ++n) {
             const Bytes truncated(frame.begin(), frame.begin() + static_cast<ptrdiff_t>(n));  // its own allocation
-            const auto r = parse_frame(truncated, p);
+            const auto r = parse_both(truncated, p);
             if (r) ++drops;
             else FAIL_CHECK("parsed at " << n << " of " << frame.size() << " bytes");
         }
@@ -832,7 +842,7 @@ TEST_CASE("parser: IP packets cut at every byte with honest lengths stay within 
             truncated[14 + (is_v6 ? 4 : 2)] = static_cast<uint8_t>(length >> 8);
             truncated[14 + (is_v6 ? 5 : 3)] = static_cast<uint8_t>(length);
             ParsedPacket p;
-            if (parse_frame(truncated, p)) {
+            if (parse_both(truncated, p)) {
                 ++dropped;
             } else {
                 ++parsed;
@@ -858,6 +868,10 @@ TEST_CASE("parser: random mutations of valid frames never crash", "[parser]") {
         v6().icmp_error(1, 0, Frame().ipv6(k6B, k6A).ipv6_ext(60).tcp(1, 2).bytes()).bytes(),
         v6().nd_ns(k6B, kMacA).bytes(),
         v6().icmp(134, 0).payload(8).nd_ll_option(1, kMacB).bytes(),
+        // the parser's shortcut (parse_common): mutations at its every check
+        eth().vlan(10).ipv4(k4A, k4B).tcp(40000, 443, {.flags = kTcpAck}).bytes(),
+        v4().tcp(40000, 443, {.flags = kTcpAck, .options = syn_options(7)}).payload(6).bytes(),
+        eth().vlan(10).ipv4(k4A, k4B).udp(5353, 53).payload(16).bytes(),
     };
     std::mt19937 rng(20240601);
     size_t parsed = 0;
@@ -871,7 +885,7 @@ TEST_CASE("parser: random mutations of valid frames never crash", "[parser]") {
         if (rng() % 2) frame.resize(rng() % (frame.size() + 1));
         const Bytes exact(frame.begin(), frame.end());
         ParsedPacket p;
-        if (!parse_frame(exact, p)) {
+        if (!parse_both(exact, p)) {
             ++parsed;
             check_within(p, exact.size());
         }

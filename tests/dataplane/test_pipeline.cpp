@@ -295,3 +295,94 @@ TEST_CASE("pipeline: a forged repeated first fragment never reaches connection t
     CHECK(t.out_tcp(40000, 443, 900000, 0, kTcpSyn).reason == Reason::invalid_tcp_state);
     CHECK(t.pipe->reason_count(Reason::fragment_overlap) == 2);
 }
+
+// process() decides an ACK of an established connection on a shortcut (Pipeline::fast_established);
+// process_one() never takes it.  Both must give the same verdicts and counters on everything the
+// shortcut sees and everything it must leave alone: a window drop, a spoofed MAC, a FIN, an RST, a
+// packet of an older generation (re-verified), IPv6, a connection closed by the new policy.
+TEST_CASE("pipeline: the established shortcut decides as the general path", "[pipeline]") {
+    Fixture a, b;  // a: process(), in one burst per group below; b: process_one(), frame by frame
+    auto out = [](uint32_t seq, uint32_t ack, uint8_t flags, size_t len = 0) {
+        return std::pair{Frame().eth(kWebMac, kRouterMac).ipv4(kWeb, kServer)
+                             .tcp(40000, 443, {.seq = seq, .ack = ack, .flags = flags}).payload(len).bytes(),
+                         kWorkload};
+    };
+    auto in = [](uint32_t seq, uint32_t ack, uint8_t flags, size_t len = 0) {
+        return std::pair{Frame().eth(kRouterMac, kWebMac).ipv4(kServer, kWeb)
+                             .tcp(443, 40000, {.seq = seq, .ack = ack, .flags = flags}).payload(len).bytes(),
+                         kUplink};
+    };
+    const auto k6Web = ip("2001:db8:10::11"), k6Server = ip("2001:db8:99::1");
+    auto out6 = [&](uint32_t seq, uint32_t ack, uint8_t flags) {
+        return std::pair{Frame().eth(kWebMac, kRouterMac).ipv6(k6Web, k6Server)
+                             .tcp(40001, 443, {.seq = seq, .ack = ack, .flags = flags}).bytes(),
+                         kWorkload};
+    };
+    auto in6 = [&](uint32_t seq, uint32_t ack, uint8_t flags) {
+        return std::pair{Frame().eth(kRouterMac, kWebMac).ipv6(k6Server, k6Web)
+                             .tcp(443, 40001, {.seq = seq, .ack = ack, .flags = flags}).bytes(),
+                         kUplink};
+    };
+    const std::vector<std::vector<std::pair<Bytes, uint8_t>>> groups = {
+        {out(1000, 0, kTcpSyn), in(5000, 1001, kTcpSyn | kTcpAck), out(1001, 5001, kTcpAck),
+         out6(7000, 0, kTcpSyn), in6(9000, 7001, kTcpSyn | kTcpAck), out6(7001, 9001, kTcpAck)},
+        {out(1001, 5001, kTcpAck | kTcpPsh, 100), in(5001, 1101, kTcpAck, 50), out(1101, 5051, kTcpAck),
+         in(5001, 1101, kTcpAck),                       // a repeated ACK: still in the window
+         out(900000, 5051, kTcpAck),                    // far out of the window: invalid_tcp_window
+         in(5051, 1101, kTcpAck | kTcpPsh, 10), out6(7001, 9001, kTcpAck), in6(9001, 7001, kTcpAck)},
+        {std::pair{Frame().eth(mac("02:aa:bb:cc:dd:ee"), kRouterMac).ipv4(kWeb, kServer)
+                       .tcp(40000, 443, {.seq = 1101, .ack = 5061, .flags = kTcpAck}).bytes(),
+                   kWorkload},                          // the bound address from another MAC: spoofed_mac
+         in(5061, 1101, kTcpAck | kTcpRst | kTcpPsh),   // flags no state accepts
+         out(1101, 5061, kTcpAck | kTcpFin), in(5061, 1102, kTcpAck | kTcpFin), out(1102, 5062, kTcpAck),
+         out(1102, 5062, kTcpAck)},                     // after the close
+    };
+    auto same = [&](const Verdict& x, const Verdict& y) {
+        CHECK(static_cast<int>(x.action) == static_cast<int>(y.action));
+        CHECK(info(x.reason).counter == info(y.reason).counter);
+        CHECK(x.rule == y.rule);
+        CHECK(int{x.out_port} == int{y.out_port});
+    };
+    auto run_group = [&](const std::vector<std::pair<Bytes, uint8_t>>& g) {
+        a.now += 1'000'000;
+        b.now = a.now;
+        std::vector<FrameRef> frames;
+        for (const auto& [bytes, port] : g) frames.push_back({bytes.data(), static_cast<uint16_t>(bytes.size()), port});
+        std::vector<Verdict> va(frames.size());
+        a.pipe->process(frames, a.now, va);
+        for (size_t i = 0; i < frames.size(); ++i) {
+            INFO("frame " << i);
+            same(va[i], b.pipe->process_one(frames[i], b.now));
+        }
+        b.pipe->expire(b.now);
+        CHECK(a.pipe->reason_counters() == b.pipe->reason_counters());
+        CHECK(a.pipe->verdict_counters().allow == b.pipe->verdict_counters().allow);
+        CHECK(a.pipe->verdict_counters().drop == b.pipe->verdict_counters().drop);
+        for (uint8_t port : {kWorkload, kUplink}) {
+            CHECK(a.pipe->port_counters(port).rx == b.pipe->port_counters(port).rx);
+            CHECK(a.pipe->port_counters(port).tx == b.pipe->port_counters(port).tx);
+            CHECK(a.pipe->port_counters(port).dropped == b.pipe->port_counters(port).dropped);
+        }
+        CHECK(a.pipe->conntrack().table().size() == b.pipe->conntrack().table().size());
+    };
+    run_group(groups[0]);
+    run_group(groups[1]);
+    CHECK(a.pipe->reason_count(Reason::invalid_tcp_window) == 1);
+    CHECK(a.pipe->reason_count(Reason::established) >= 9);
+
+    // A new generation whose policy no longer allows IPv6 https: the next IPv6 ACK is re-verified and
+    // revoked, the IPv4 one re-verified and passed, on both paths.
+    std::string text = kPolicy;
+    const std::string both = R"(["0.0.0.0/0", "::/0"])";
+    text.replace(text.find(both), both.size(), R"(["0.0.0.0/0"])");
+    auto loaded = tagwall::rules::load_policy_text(text, "t2.yaml");
+    REQUIRE(loaded.policy);
+    const auto rs = RuleSet::compile(*loaded.policy);
+    for (Fixture* t : {&a, &b})
+        t->pipe->set_policy(std::make_shared<const IdentityTable>(*rs),
+                            std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"), 8);
+    run_group({out(1101, 5061, kTcpAck), out6(7001, 9001, kTcpAck), in(5061, 1101, kTcpAck)});
+    CHECK(a.pipe->reason_count(Reason::revoked) == 1);
+    run_group(groups[2]);
+    CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 1);
+}

@@ -11,11 +11,14 @@
 //   2..5     the mirrored TCP reply's sequence number (its ack is the frame's seq + segment length)
 //
 // Invariants checked for every packet (tests/fuzz/fuzz_support.hpp check_parsed() for the parser):
+//   - parser: parse_frame()'s shortcut for common frames decides and fills exactly what its general path
+//     (detail::parse_frame_general) does;
 //   - SpoofGuard: on a workload port, an accepted IP packet that is not infrastructure-only has a source
 //     bound to an endpoint of its segment and, when that endpoint has a bound MAC, is sent from it; an
 //     accepted ARP message likewise for its sender; the identity given is that endpoint's.  On an uplink
 //     the identity is the address's.  IdentityTable::resolve agrees with RuleSet::resolve (the reference)
-//     on both addresses.
+//     on both addresses.  bound_source() (the established fast path's SpoofGuard) accepts exactly the
+//     IP packets check_source() accepts as neither ND nor infrastructure, with the same endpoint.
 //   - reject answers (build_reject, build_forward_rst): inside the buffer, parse back as IP with the
 //     right addresses, and are RSTs for TCP (check_answer()).
 //   - connection table: pass reasons are established/related/rule, a drop's reason is a tracking or
@@ -130,10 +133,21 @@ Step track_one(World& w, std::span<const uint8_t> frame, PortRole role, uint64_t
     ParsedPacket p;
     const auto bad = parse_frame(frame, p);
     check_parsed(frame, p, bad);
+    ParsedPacket general;
+    const auto general_bad = detail::parse_frame_general(frame, general);
+    FUZZ_CHECK(bad == general_bad && p == general, "parse_frame()'s shortcut and its general path disagree");
     if (bad) return s;
     check_answers(frame, p);
     const SourceCheck src = w.ids.check_source(p, role);
     check_identity(w, p, role, src);
+    if (role == PortRole::workload) {  // the fast path's SpoofGuard says yes exactly when check_source() does
+        uint32_t endpoint = rules::kExternal;
+        const bool bound = w.ids.bound_source(p, endpoint);
+        const bool ordinary = src.ok && !src.infrastructure_only && is_ip(p) && !p.nd;
+        FUZZ_CHECK(bound == ordinary, "bound_source() says {}, check_source() ok {} infrastructure {}", bound,
+                   src.ok, src.infrastructure_only);
+        if (bound) FUZZ_CHECK(endpoint == src.identity.endpoint, "bound_source() names another endpoint");
+    }
     if (!src.ok || p.kind == PacketKind::arp || p.nd || src.infrastructure_only || !is_ip(p)) return s;
     if (p.fragment && !p.first_fragment) return s;  // the fragment table's, not the connection table's
 
