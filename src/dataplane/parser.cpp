@@ -115,8 +115,9 @@ std::optional<Reason> parse_general(std::span<const uint8_t> frame, ParsedPacket
     if (total < kIpv4MinHeader + kUdpHeader) return false;
     size_t header;
     if (proto == kIpProtoTcp) {
+        if (len < kTcpMinHeader) return false;
         header = (size_t{p[12]} >> 4) * 4;
-        if (len < kTcpMinHeader || header < kTcpMinHeader || header > len) return false;
+        if (header < kTcpMinHeader || header > len) return false;
     } else if (proto == kIpProtoUdp) {
         const size_t length = load16(p + 4);
         if (length < kUdpHeader || length > len) return false;
