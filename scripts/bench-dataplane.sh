@@ -56,7 +56,7 @@ options:
   --no-build           do not run ninja for tagwall-bench first
   -h, --help           this text
 
-environment: BUILD_DIR (default build; a release build: meson setup BUILD_DIR --buildtype=release),
+environment: BUILD_DIR (default build; figures to quote: meson setup BUILD_DIR --buildtype=release -Db_lto=true),
              JOBS (ninja -j, default 2)
 example: BUILD_DIR=build-bench JOBS=1 scripts/bench-dataplane.sh --cpu 1
 EOF
@@ -133,11 +133,9 @@ BENCH=$BUILD_DIR/src/tools/tagwall-bench
 if [ "$do_build" = 1 ] && [ -f "$BUILD_DIR/build.ninja" ]; then
     ninja -C "$BUILD_DIR" -j "${JOBS:-2}" src/tools/tagwall-bench >&2
 fi
-[ -x "$BENCH" ] || { say "$BENCH not found: build first (meson setup $BUILD_DIR --buildtype=release && ninja -C $BUILD_DIR)"; exit 1; }
-buildtype=$(meson introspect --buildoptions "$BUILD_DIR" 2>/dev/null |
-    python3 -c 'import json,sys; print(next((o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"), "unknown"))' \
-    2>/dev/null || echo unknown)
-[ "$buildtype" = release ] || say "WARNING: $BUILD_DIR is a '$buildtype' build; benchmark figures want --buildtype=release"
+[ -x "$BENCH" ] || { say "$BENCH not found: build first (meson setup $BUILD_DIR --buildtype=release -Db_lto=true && ninja -C $BUILD_DIR)"; exit 1; }
+buildtype=$(build_kind "$BUILD_DIR")
+warn_unless_release_lto "$BUILD_DIR"
 
 if [ -z "$policy" ]; then
     policy=$TMP/policy.yaml

@@ -44,7 +44,7 @@ usage: scripts/bench-replay.sh [options]
   --out-dir DIR        where performance.md goes (default docs; its figures go to DIR/perf)
   --no-build           do not run ninja first
   -h, --help           this text
-environment: BUILD_DIR (default build; quote figures from a release build), JOBS (ninja -j, default 2)
+environment: BUILD_DIR (default build; quote figures from meson setup DIR --buildtype=release -Db_lto=true), JOBS (ninja -j, default 2)
 example (this 2-core VM): scripts/bench-replay.sh --gen-cpus 0 --dut-cpus 1
 example (16 cores):       scripts/bench-replay.sh --gen-cpus 0,1 --dut-cpus 2-15 --workers 1,2,4,8,14
 EOF
@@ -181,10 +181,8 @@ if [ "$do_build" = 1 ] && [ -f "$BUILD_DIR/build.ninja" ]; then
     ninja -C "$BUILD_DIR" -j "${JOBS:-2}" src/tools/tagwall-bench src/tools/tagwall src/tools/tagwallctl >&2
 fi
 for exe in "$BENCH" "$TAGWALL" "$TAGWALLCTL"; do [ -x "$exe" ] || { say "$exe is not built"; exit 1; }; done
-buildtype=$(meson introspect --buildoptions "$BUILD_DIR" 2>/dev/null |
-    /usr/bin/python3 -c 'import json,sys; print(next((o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"), "unknown"))' \
-    2>/dev/null || echo unknown)
-[ "$smoke" = 1 ] || [ "$buildtype" = release ] || say "WARNING: $BUILD_DIR is a '$buildtype' build; figures to quote want --buildtype=release"
+buildtype=$(build_kind "$BUILD_DIR")
+[ "$smoke" = 1 ] || warn_unless_release_lto "$BUILD_DIR"
 
 HUGEPAGES_SHORT_WARNING="the devices may fail to start"
 raise_hugepages

@@ -83,6 +83,9 @@ public:
     // an ordinary packet from a bound address (not ND, not infrastructure-only), with that endpoint in
     // `endpoint`.  False says only "ask check_source()", which gives the verdict and its reason.
     bool bound_source(const ParsedPacket& p, uint32_t& endpoint) const noexcept;
+    // A hint for a burst (Pipeline::process): brings in the slot where bound_source() starts looking for
+    // `p`'s source address.
+    void prefetch_source(const ParsedPacket& p) const noexcept;
     // Identity of any address (destination, or a source on an uplink): same answer as RuleSet::resolve.
     rules::Identity resolve(const rules::IpAddr& addr) const noexcept;
     // Endpoint whose bound MAC this is in the segment of `vlan`, or rules::kExternal.

@@ -68,6 +68,8 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
             if (!batch_bad_[i]) {
                 ct_.probe(batch_[i], batch_[i].vlan, batch_probe_[i]);
                 ct_.prefetch(batch_probe_[i], 0);
+                if (f.port < ports_.size() && ports_[f.port].role != PortRole::uplink)
+                    identity_->prefetch_source(batch_[i]);  // SpoofGuard's first read
             }
         }
         for (size_t i = 0; i < m; ++i)
