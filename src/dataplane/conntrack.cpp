@@ -152,12 +152,10 @@ FlowHandle ConnTrack::pass_established(const ParsedPacket& p, const CtProbe& k, 
     const FlowHandle h = table_.lookup(k.key.key, k.slots, now);
     if (h == kNoFlow) return kNoFlow;
     FlowEntry& e = table_.entry(h);
-    if (e.state != FlowState::tcp_established || e.generation != generation) return kNoFlow;
+    if (e.generation != generation || !tcp_is_established_ack(e, p)) return kNoFlow;
     const bool reply = k.key.src_is_b != e.initiator_is_b();
-    // A segment outside the window is dropped by tcp_update() without touching the entry: track() will
-    // find the same.
-    const L4Update u = tcp_update(e, p, reply);
-    if (u.action != L4Action::pass || u.reason != Reason::established) return kNoFlow;
+    // A segment outside the window is dropped without touching the entry: track() will find the same.
+    if (tcp_established_ack(e, p, reply).action != L4Action::pass) return kNoFlow;
     refresh(e, reply, p, now);
     return h;
 }

@@ -6,13 +6,7 @@
 namespace tagwall::dataplane {
 namespace {
 
-constexpr uint8_t kTcpCoreFlags = kTcpSyn | kTcpAck | kTcpRst | kTcpFin;
-constexpr uint8_t kTcpFinFlags =
-    tcp_fin_sent_flag(0) | tcp_fin_sent_flag(1) | tcp_fin_acked_flag(0) | tcp_fin_acked_flag(1);
-
-// 32-bit sequence space comparisons (RFC 1982 style).
-constexpr bool seq_lt(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) < 0; }
-constexpr bool seq_le(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) <= 0; }
+using namespace tcp_window;
 
 constexpr L4Update pass() noexcept { return {L4Action::pass, Reason::established}; }
 constexpr L4Update drop(Reason r) noexcept { return {L4Action::drop, r}; }
@@ -31,35 +25,10 @@ bool flags_valid(uint8_t core) noexcept {
     }
 }
 
-uint32_t segment_end(const ParsedPacket& p) noexcept {
-    return p.tcp_seq + p.payload_length + ((p.tcp_flags & kTcpSyn) ? 1u : 0u) + ((p.tcp_flags & kTcpFin) ? 1u : 0u);
-}
-
 // A window of `bytes` in units of 2^scale, rounded up (what a window field with that scale can say).
 uint16_t window_units(uint32_t bytes, uint8_t scale) noexcept {
     const uint32_t units = (bytes + (1u << scale) - 1) >> scale;
     return static_cast<uint16_t>(std::min<uint32_t>(units, 0xFFFF));
-}
-
-// Whether the responder's SYN+ACK has been seen (it settles the window scales: tcp_wscale[1] holds
-// kNoWindowScale until then, in SYN_SENT and in a CLOSE reached from it).
-bool responder_known(const FlowEntry& e) noexcept { return e.tcp_wscale[1] != kNoWindowScale; }
-
-// Largest window direction `d` advertised, in bytes (at least 1).  Valid once responder_known().
-uint32_t max_window(const FlowEntry& e, int d) noexcept {
-    return std::max<uint32_t>(uint32_t{e.tcp_maxwin[d]} << e.tcp_wscale[d], 1);
-}
-
-bool seq_in_window(const FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
-    const uint32_t end = segment_end(p);
-    return seq_le(end, e.tcp_maxend[s])                      // I
-           && seq_le(e.tcp_end[s] - max_window(e, r), end);  // II
-}
-
-bool ack_in_window(const FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
-    if ((p.tcp_flags & kTcpAck) == 0) return true;
-    return seq_le(p.tcp_ack, e.tcp_end[r])                                          // III
-           && seq_le(e.tcp_end[r] - (max_window(e, s) + kTcpAckSlack), p.tcp_ack);  // IV
 }
 
 // The SYN+ACK that answers the initiator's SYN: the responder's side starts, the scales are settled.
@@ -129,21 +98,6 @@ L4Update on_rst(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
     return drop(Reason::rst_out_of_window);
 }
 
-// Records what an accepted segment from s tells about both directions.  Inlined: the established fast
-// path in tcp_update() is mostly this.
-[[gnu::always_inline]] inline void advance(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
-    const uint32_t end = segment_end(p);
-    if (seq_lt(e.tcp_end[s], end)) e.tcp_end[s] = end;
-    if (p.tcp_window > e.tcp_maxwin[s]) e.tcp_maxwin[s] = p.tcp_window;
-    if (p.tcp_flags & kTcpAck) {
-        if (seq_lt(e.tcp_maxack[s], p.tcp_ack)) e.tcp_maxack[s] = p.tcp_ack;
-        const uint32_t right = p.tcp_ack + std::max<uint32_t>(uint32_t{p.tcp_window} << e.tcp_wscale[s], 1);
-        if (seq_lt(e.tcp_maxend[r], right)) e.tcp_maxend[r] = right;
-        if ((e.flags & tcp_fin_sent_flag(r)) && p.tcp_ack == e.tcp_end[r]) e.flags |= tcp_fin_acked_flag(r);
-    }
-    if (p.tcp_flags & kTcpFin) e.flags |= tcp_fin_sent_flag(s);
-}
-
 // The state of a synchronized connection, from its FIN bits.
 FlowState closing_state(uint8_t flags) noexcept {
     const bool fin0 = flags & tcp_fin_sent_flag(0), fin1 = flags & tcp_fin_sent_flag(1);
@@ -177,18 +131,9 @@ void tcp_open(FlowEntry& e, const ParsedPacket& p) noexcept {
 
 L4Update tcp_update(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept {
     const uint8_t f = core_flags(p);
-    // Fast path, the same decisions as the general one below for its commonest case: an ACK (no SYN,
-    // RST or FIN) on an established connection.  It only checks the window and advances it.
-    if (e.state == FlowState::tcp_established && f == kTcpAck && responder_known(e)) [[likely]] {
-        const int s = reply ? 1 : 0, r = 1 - s;
-        if (!seq_in_window(e, p, s, r) || !ack_in_window(e, p, s, r)) return drop(Reason::invalid_tcp_window);
-        advance(e, p, s, r);
-        // An ACK sets no FIN bit, and ESTABLISHED means no FIN was sent: the state stays, unless
-        // the flags say otherwise (they never do; closing_state() is the reference).
-        if (e.flags & kTcpFinFlags) [[unlikely]]
-            e.state = closing_state(e.flags);
-        return pass();
-    }
+    // Fast path, the same decisions as the general one below for its commonest case (conntrack_tcp.hpp).
+    if (tcp_is_established_ack(e, p)) [[likely]]
+        return tcp_established_ack(e, p, reply);
     if (!flags_valid(f)) return drop(Reason::invalid_tcp_state);
     if (e.state == FlowState::tcp_syn_sent) return in_syn_sent(e, p, reply);
     // Reset before the SYN+ACK (refused or aborted): no window was ever agreed, so only a new SYN

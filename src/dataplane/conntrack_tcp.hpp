@@ -73,6 +73,79 @@ inline constexpr uint8_t kTcpMaxWindowScale = 14;       // RFC 7323 §2.3
 constexpr uint8_t tcp_fin_sent_flag(int dir) noexcept { return dir == 0 ? 0x08 : 0x10; }
 constexpr uint8_t tcp_fin_acked_flag(int dir) noexcept { return dir == 0 ? 0x20 : 0x40; }
 
+// The window checks of the header comment, on the entry's per-direction fields; `s` is the direction
+// the segment travels (0 original, 1 reply), `r` the other.  Inline: every established packet runs them.
+namespace tcp_window {
+
+inline constexpr uint8_t kTcpCoreFlags = kTcpSyn | kTcpAck | kTcpRst | kTcpFin;
+inline constexpr uint8_t kTcpFinFlags =
+    tcp_fin_sent_flag(0) | tcp_fin_sent_flag(1) | tcp_fin_acked_flag(0) | tcp_fin_acked_flag(1);
+
+// 32-bit sequence space comparisons (RFC 1982 style).
+constexpr bool seq_lt(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) < 0; }
+constexpr bool seq_le(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) <= 0; }
+
+inline uint32_t segment_end(const ParsedPacket& p) noexcept {
+    return p.tcp_seq + p.payload_length + ((p.tcp_flags & kTcpSyn) ? 1u : 0u) + ((p.tcp_flags & kTcpFin) ? 1u : 0u);
+}
+
+// Whether the responder's SYN+ACK has been seen (it settles the window scales: tcp_wscale[1] holds
+// kNoWindowScale until then, in SYN_SENT and in a CLOSE reached from it).
+inline bool responder_known(const FlowEntry& e) noexcept { return e.tcp_wscale[1] != kNoWindowScale; }
+
+// Largest window direction `d` advertised, in bytes (at least 1).  Valid once responder_known().
+inline uint32_t max_window(const FlowEntry& e, int d) noexcept {
+    const uint32_t w = uint32_t{e.tcp_maxwin[d]} << e.tcp_wscale[d];
+    return w > 1 ? w : 1;
+}
+
+inline bool seq_in_window(const FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
+    const uint32_t end = segment_end(p);
+    return seq_le(end, e.tcp_maxend[s])                      // I
+           && seq_le(e.tcp_end[s] - max_window(e, r), end);  // II
+}
+
+inline bool ack_in_window(const FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
+    if ((p.tcp_flags & kTcpAck) == 0) return true;
+    return seq_le(p.tcp_ack, e.tcp_end[r])                                          // III
+           && seq_le(e.tcp_end[r] - (max_window(e, s) + kTcpAckSlack), p.tcp_ack);  // IV
+}
+
+// Records what an accepted segment from s tells about both directions.
+inline void advance(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
+    const uint32_t end = segment_end(p);
+    if (seq_lt(e.tcp_end[s], end)) e.tcp_end[s] = end;
+    if (p.tcp_window > e.tcp_maxwin[s]) e.tcp_maxwin[s] = p.tcp_window;
+    if (p.tcp_flags & kTcpAck) {
+        if (seq_lt(e.tcp_maxack[s], p.tcp_ack)) e.tcp_maxack[s] = p.tcp_ack;
+        const uint32_t shifted = uint32_t{p.tcp_window} << e.tcp_wscale[s];
+        const uint32_t right = p.tcp_ack + (shifted > 1 ? shifted : 1);
+        if (seq_lt(e.tcp_maxend[r], right)) e.tcp_maxend[r] = right;
+        if ((e.flags & tcp_fin_sent_flag(r)) && p.tcp_ack == e.tcp_end[r]) e.flags |= tcp_fin_acked_flag(r);
+    }
+    if (p.tcp_flags & kTcpFin) e.flags |= tcp_fin_sent_flag(s);
+}
+
+}  // namespace tcp_window
+
+// The commonest segment: an ACK (no SYN, RST or FIN; PSH and the rest aside) on an ESTABLISHED
+// connection whose ends have sent no FIN.  tcp_update() decides it with tcp_established_ack() alone,
+// and so does the established fast path (ConnTrack::pass_established); the state cannot change.
+inline bool tcp_is_established_ack(const FlowEntry& e, const ParsedPacket& p) noexcept {
+    using namespace tcp_window;
+    return e.state == FlowState::tcp_established && (p.tcp_flags & kTcpCoreFlags) == kTcpAck &&
+           responder_known(e) && (e.flags & kTcpFinFlags) == 0;
+}
+// Its decision: `established` with the window advanced, or `invalid_tcp_window` with the entry as it was.
+inline L4Update tcp_established_ack(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept {
+    using namespace tcp_window;
+    const int s = reply ? 1 : 0, r = 1 - s;
+    if (!seq_in_window(e, p, s, r) || !ack_in_window(e, p, s, r))
+        return {L4Action::drop, Reason::invalid_tcp_window};
+    advance(e, p, s, r);
+    return {L4Action::pass, Reason::established};
+}
+
 // A pure SYN (no ACK, RST or FIN) may open a connection; anything else without an entry is
 // `invalid_no_flow`.
 L4Update tcp_on_miss(const ParsedPacket& p) noexcept;
