@@ -100,13 +100,19 @@ public:
     CtResult create(const ParsedPacket& p, const CtProbe& k, const FlowOrigin& origin, uint64_t now) noexcept;
     // Burst prefetching (FlowTable::prefetch_*): stage 0 the key's buckets, stage 1 its entry.  Nothing
     // for a packet that has no connection key (stateless ICMP, ICMP errors, later fragments, non-IP).
-    void prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept {
-        prefetch(probe(p, segment), stage);
+    bool prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept {
+        return prefetch(probe(p, segment), stage);
     }
-    void prefetch(const CtProbe& k, int stage) const noexcept {
-        if (k.shape != CtShape::tracked) return;
-        if (stage == 0) table_.prefetch_buckets(k.slots);
-        else table_.prefetch_entry(k.slots);
+    // Stage 1 returns false when the packet probably opens a connection (no entry with its signature in
+    // its first bucket; always for a packet without a connection key): the caller may prefetch what
+    // the policy will read.
+    bool prefetch(const CtProbe& k, int stage) const noexcept {
+        if (k.shape != CtShape::tracked) return false;
+        if (stage == 0) {
+            table_.prefetch_buckets(k.slots);
+            return true;
+        }
+        return table_.prefetch_entry(k.slots);
     }
     // The key of `p` in segment `segment`, hashed (const: reads only the table's seed).
     CtProbe probe(const ParsedPacket& p, uint16_t segment) const noexcept {

@@ -85,7 +85,7 @@ size_t FlowTable::memory_bytes() const noexcept {
 
 // --- lookups ---
 
-void FlowTable::prefetch_entry(const Slots& s) const noexcept {
+bool FlowTable::prefetch_entry(const Slots& s) const noexcept {
     // Most keys live in their first bucket (emptier_bucket): its entry, else the second bucket, whose
     // entry the lookup then finds without help.
     const Bucket& first = buckets_[s.first];
@@ -93,9 +93,10 @@ void FlowTable::prefetch_entry(const Slots& s) const noexcept {
         const auto* e = reinterpret_cast<const char*>(&entries_[first.entry[std::countr_zero(m)]]);
         __builtin_prefetch(e);
         __builtin_prefetch(e + 64);
-        return;
+        return true;
     }
     __builtin_prefetch(&buckets_[s.second]);
+    return false;
 }
 
 FlowHandle FlowTable::find(const FlowKey& key, uint64_t now) const noexcept {

@@ -282,9 +282,11 @@ public:
     // whose signature matches in it, or else the second bucket.  Hints only: nothing is read that a
     // lookup would not read.
     void prefetch_buckets(const FlowKey& key) const noexcept { prefetch_buckets(slots_for(key)); }
-    void prefetch_entry(const FlowKey& key) const noexcept { prefetch_entry(slots_for(key)); }
+    bool prefetch_entry(const FlowKey& key) const noexcept { return prefetch_entry(slots_for(key)); }
     void prefetch_buckets(const Slots& s) const noexcept { __builtin_prefetch(&buckets_[s.first]); }
-    void prefetch_entry(const Slots& s) const noexcept;
+    // Returns false when the first bucket holds no entry with the key's signature: the key is probably
+    // new (or in its second bucket, which is prefetched instead).
+    bool prefetch_entry(const Slots& s) const noexcept;
 
     // --- const: the owning worker, or any thread while the worker is stopped ---
     FlowHandle find(const FlowKey& key, uint64_t now) const noexcept;

@@ -238,6 +238,11 @@ void IdentityTable::prefetch_source(const ParsedPacket& p) const noexcept {
     __builtin_prefetch(&addr_slots_[hash_addr(p.src.bytes, p.src.family) & addr_mask_]);
 }
 
+void IdentityTable::prefetch_ends(const ParsedPacket& p) const noexcept {
+    __builtin_prefetch(&addr_slots_[hash_addr(p.src.bytes, p.src.family) & addr_mask_]);
+    __builtin_prefetch(&addr_slots_[hash_addr(p.dst.bytes, p.dst.family) & addr_mask_]);
+}
+
 bool IdentityTable::bound_source(const ParsedPacket& p, uint32_t& endpoint) const noexcept {
     if (p.nd || (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) || !segment_known(p.vlan)) return false;
     const ClaimResult c = claim(p.src, p.vlan, p.src_mac);

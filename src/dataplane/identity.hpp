@@ -86,6 +86,8 @@ public:
     // A hint for a burst (Pipeline::process): brings in the slot where bound_source() starts looking for
     // `p`'s source address.
     void prefetch_source(const ParsedPacket& p) const noexcept;
+    // The same for both addresses, before a packet that opens a connection is classified (resolve()).
+    void prefetch_ends(const ParsedPacket& p) const noexcept;
     // Identity of any address (destination, or a source on an uplink): same answer as RuleSet::resolve.
     rules::Identity resolve(const rules::IpAddr& addr) const noexcept;
     // Endpoint whose bound MAC this is in the segment of `vlan`, or rules::kExternal.

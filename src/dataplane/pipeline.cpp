@@ -72,8 +72,9 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
                     identity_->prefetch_source(batch_[i]);  // SpoofGuard's first read
             }
         }
-        for (size_t i = 0; i < m; ++i)
-            if (!batch_bad_[i]) ct_.prefetch(batch_probe_[i], 1);
+        for (size_t i = 0; i < m; ++i)  // a new connection's addresses are looked up when it is classified
+            if (!batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) && batch_probe_[i].shape == CtShape::tracked)
+                identity_->prefetch_ends(batch_[i]);
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
             if (batch_bad_[i] || !fast_established(f, batch_[i], batch_probe_[i], now, out[base + i]))
