@@ -481,7 +481,7 @@ args_line="scripts/bench-replay.sh --gen-cpus $gen_cpus --dut-cpus $dut_cpus --w
 /usr/bin/python3 scripts/replay-report.py --results "$TMP/results.jsonl" --out-dir "$OUT_DIR" --command "$args_line" \
     --build "$buildtype" --load-before "$load_before" --load-after "$load_after" \
     --load-max "$(sort -g "$TMP/load.txt" 2>/dev/null | tail -n 1)" \
-    --restarts "$(sort "$TMP/restarts.txt" 2>/dev/null | uniq -c | awk '{printf "%s%s x%s", NR > 1 ? ", " : "", $2, $1}')" \
+    --restarts "$(sort "$TMP/restarts.txt" 2>/dev/null | uniq -c | awk '{printf "%s%s x%s", (NR > 1 ? ", " : ""), $2, $1}')" \
     --seconds $(($(date +%s) - started)) --gen-cpus "$gen_cpus" --dut-cpus "$dut_cpus" \
     --testpmd-version "$(dpkg-query -W -f='${Version}' dpdk-dev 2>/dev/null || echo '?')" \
     --ovs-version "$(dpkg-query -W -f='${Version}' openvswitch-switch-dpdk 2>/dev/null || echo '?')"

@@ -127,7 +127,9 @@ def render(meta, recs, out_dir):
     # plus a quarter of the machine, means other work shared the CPUs.
     own = min(len(cpu_set(meta['gen_cpus']) | cpu_set(meta['dut_cpus'])), cpus)
     crowded = busy > own + 0.25 * (cpus)
-    smoke = crowded or meta['build'] != "release" or trial_s < 10
+    # bench-replay.sh's build_kind: "release, LTO" (and ", -march=native") is what figures come from.
+    release_lto = meta['build'].startswith("release, LTO")
+    smoke = crowded or not release_lto or trial_s < 10
     stamp = " (SMOKE FIGURES, not final: see docs/performance.md)" if smoke else ""
     if smoke:
         why = []
@@ -135,12 +137,12 @@ def render(meta, recs, out_dir):
             why.append(f"the machine was busy with other work (load average up to {busy:g} on {cpus} CPUs, "
                        f"{own} of them the harness's own: the device and the generator did not have their CPUs to "
                        "themselves)")
-        if meta['build'] != "release":
-            why.append(f"a `{meta['build']}` build, not `release`")
+        if not release_lto:
+            why.append(f"a `{meta['build']}` build, not `release, LTO`")
         if trial_s < 10:
             why.append(f"{trial_s} s trials")
         md += ["> **Smoke figures, not final:** " + "; ".join(why) + ".  They show that the harness works end to "
-               "end and how it reports; quote only a run on a quiet machine with a release build and long trials.", ""]
+               "end and how it reports; quote only a run on a quiet machine with a release build with LTO and long trials.", ""]
     md += [
           "## How it is measured", "",
           "A generator process (`tagwall-bench generate`) offers traffic to the device under test over "
