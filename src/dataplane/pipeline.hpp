@@ -36,6 +36,12 @@
 //      flooded (kFlood: every other port; the VLAN tag is kept, so the frame stays in its segment).
 //      A reject's out_port is the ingress port: reject_answer() builds the RST / ICMP unreachable.
 //
+// The established fast path (fast_established, process() only): an ACK of an established TCP
+// connection of the current generation, from a source SpoofGuard accepts as bound, not a fragment, is
+// decided with the same tests in fewer steps (IdentityTable::bound_source, ConnTrack::pass_established)
+// and counted as step 8 would.  Anything else goes through the steps above untouched; process_one()
+// always does, and the tests compare the two.
+//
 // Switch mode learning (MacTable): a source MAC is learned from a frame SpoofGuard accepted, and only
 //   - on a workload port, when the frame was attributed to an endpoint (its MAC is the endpoint's
 //     bound MAC, or the endpoint has none): an endpoint's MAC is "seeded" from its binding in the
