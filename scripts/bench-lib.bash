@@ -65,9 +65,10 @@ print(", ".join(kind))' 2>/dev/null || echo unknown
 
 # warn_unless_release_lto DIR: says so when DIR is not a release build with LTO.
 warn_unless_release_lto() {
-    case $(build_kind "$1") in
+    local kind
+    kind=$(build_kind "$1")
+    case $kind in
         release,\ LTO*) ;;
-        *) say "WARNING: $1 is a '$(build_kind "$1")' build; figures to quote want" \
-               "meson setup $1 --buildtype=release -Db_lto=true" ;;
+        *) say "WARNING: $1 is a '$kind' build; figures to quote want meson setup $1 --buildtype=release -Db_lto=true" ;;
     esac
 }

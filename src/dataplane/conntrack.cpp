@@ -148,7 +148,7 @@ CtResult ConnTrack::track(const ParsedPacket& p, const CtProbe& probe, uint64_t 
 FlowHandle ConnTrack::pass_established(const ParsedPacket& p, const CtProbe& k, uint32_t generation,
                                        uint64_t now) noexcept {
     if (k.shape != Shape::tracked || k.kind != L4Kind::tcp) return kNoFlow;
-    if ((p.tcp_flags & (kTcpSyn | kTcpFin | kTcpRst | kTcpAck)) != kTcpAck) return kNoFlow;
+    if ((p.tcp_flags & tcp_window::kTcpCoreFlags) != kTcpAck) return kNoFlow;  // before the lookup: SYNs, FINs...
     const FlowHandle h = table_.lookup(k.key.key, k.slots, now);
     if (h == kNoFlow) return kNoFlow;
     FlowEntry& e = table_.entry(h);

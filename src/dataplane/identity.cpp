@@ -234,13 +234,15 @@ IdentityTable::ClaimResult IdentityTable::claim(const IpAddr& a, uint16_t vlan, 
     return {Claim::link_local, owner};
 }
 
-void IdentityTable::prefetch_source(const ParsedPacket& p) const noexcept {
-    __builtin_prefetch(&addr_slots_[hash_addr(p.src.bytes, p.src.family) & addr_mask_]);
+void IdentityTable::prefetch_addr(const IpAddr& a) const noexcept {
+    __builtin_prefetch(&addr_slots_[hash_addr(a.bytes, a.family) & addr_mask_]);
 }
 
+void IdentityTable::prefetch_source(const ParsedPacket& p) const noexcept { prefetch_addr(p.src); }
+
 void IdentityTable::prefetch_ends(const ParsedPacket& p) const noexcept {
-    __builtin_prefetch(&addr_slots_[hash_addr(p.src.bytes, p.src.family) & addr_mask_]);
-    __builtin_prefetch(&addr_slots_[hash_addr(p.dst.bytes, p.dst.family) & addr_mask_]);
+    prefetch_addr(p.src);
+    prefetch_addr(p.dst);
 }
 
 bool IdentityTable::bound_source(const ParsedPacket& p, uint32_t& endpoint) const noexcept {

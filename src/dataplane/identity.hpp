@@ -125,6 +125,7 @@ private:
     };
 
     const AddrSlot* find_addr(const rules::IpAddr& a) const noexcept;
+    void prefetch_addr(const rules::IpAddr& a) const noexcept;  // the first slot find_addr(a) reads
     ClaimResult claim(const rules::IpAddr& a, uint16_t vlan, const Mac& frame_mac) const noexcept;
     SourceCheck check_workload_ip(const ParsedPacket& p) const noexcept;
     SourceCheck check_workload_arp(const ParsedPacket& p) const noexcept;

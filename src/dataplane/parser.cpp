@@ -110,18 +110,19 @@ std::optional<Reason> parse_general(std::span<const uint8_t> frame, ParsedPacket
     const size_t total = load16(ip + 2);
     if (total > size - l3) return false;
     const uint8_t proto = ip[9];
-    const uint8_t* p = ip + kIpv4MinHeader;
-    const size_t len = total - kIpv4MinHeader;  // may wrap when total < 20: the checks below then fail
     if (total < kIpv4MinHeader + kUdpHeader) return false;
-    size_t header;
+    const uint8_t* p = ip + kIpv4MinHeader;
+    const size_t len = total - kIpv4MinHeader;
+    size_t header = 0, payload = 0;  // TCP: its header with options; both: the L4 payload
     if (proto == kIpProtoTcp) {
         if (len < kTcpMinHeader) return false;
         header = (size_t{p[12]} >> 4) * 4;
         if (header < kTcpMinHeader || header > len) return false;
+        payload = len - header;
     } else if (proto == kIpProtoUdp) {
         const size_t length = load16(p + 4);
         if (length < kUdpHeader || length > len) return false;
-        header = len - (length - kUdpHeader);  // so that payload_length below is the UDP length's
+        payload = length - kUdpHeader;
     } else {
         return false;
     }
@@ -151,7 +152,7 @@ std::optional<Reason> parse_general(std::span<const uint8_t> frame, ParsedPacket
         out.tcp_wscale = header == kTcpMinHeader ? kNoWindowScale
                                                  : find_window_scale(p + kTcpMinHeader, header - kTcpMinHeader);
     }
-    out.payload_length = static_cast<uint16_t>(len - header);
+    out.payload_length = static_cast<uint16_t>(payload);
     out.l4_present = true;
     return true;
 }
