@@ -145,6 +145,10 @@ CtResult ConnTrack::track(const ParsedPacket& p, const CtProbe& probe, uint64_t 
     return drop(u.reason);
 }
 
+bool ConnTrack::opens_on_miss(const ParsedPacket& p, const CtProbe& k) const noexcept {
+    return k.shape == Shape::tracked && tracker(k.kind).on_miss(p).action == L4Action::classify;
+}
+
 FlowHandle ConnTrack::pass_established(const ParsedPacket& p, const CtProbe& k, uint32_t generation,
                                        uint64_t now) noexcept {
     if (k.shape != Shape::tracked || k.kind != L4Kind::tcp) return kNoFlow;

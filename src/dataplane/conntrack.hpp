@@ -114,6 +114,12 @@ public:
         }
         return table_.prefetch_entry(k.slots);
     }
+    // Hint: the next `n` connections created will be written soon (FlowTable::prefetch_free).
+    void prefetch_new(size_t n) const noexcept { table_.prefetch_free(n); }
+    // Whether `p` would be classified if its connection had no entry (a SYN, a UDP datagram, an echo
+    // request ...: track()'s `classify` on a miss).  A hint for the burst (Pipeline::process asks the
+    // policy ahead for such packets of a batch); track() decides.
+    bool opens_on_miss(const ParsedPacket& p, const CtProbe& k) const noexcept;
     // The key of `p` in segment `segment`, hashed (const: reads only the table's seed).
     CtProbe probe(const ParsedPacket& p, uint16_t segment) const noexcept {
         CtProbe k;

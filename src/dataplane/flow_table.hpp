@@ -287,6 +287,15 @@ public:
     // Returns false when the first bucket holds no entry with the key's signature: the key is probably
     // new (or in its second bucket, which is prefetched instead).
     bool prefetch_entry(const Slots& s) const noexcept;
+    // The entries the next `n` inserts will take (the top of the free stack), for writing: a burst
+    // that is about to open n connections overlaps their first writes too.
+    void prefetch_free(size_t n) const noexcept {
+        for (size_t j = 0; j < n && j < free_top_; ++j) {
+            const auto* e = reinterpret_cast<const char*>(&entries_[free_[free_top_ - 1 - j]]);
+            __builtin_prefetch(e, 1);
+            __builtin_prefetch(e + 64, 1);
+        }
+    }
 
     // --- const: the owning worker, or any thread while the worker is stopped ---
     FlowHandle find(const FlowKey& key, uint64_t now) const noexcept;

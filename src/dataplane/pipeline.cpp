@@ -72,16 +72,78 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
                     identity_->prefetch_source(batch_[i]);  // SpoofGuard's first read
             }
         }
-        for (size_t i = 0; i < m; ++i)  // a new connection's addresses are looked up when it is classified
-            if (!batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) && batch_probe_[i].shape == CtShape::tracked)
-                identity_->prefetch_ends(batch_[i]);
+        std::array<bool, kBatch> likely_new;
+        for (size_t i = 0; i < m; ++i) {  // a new connection's addresses are looked up when it is classified
+            likely_new[i] = !batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) &&
+                            batch_probe_[i].shape == CtShape::tracked;
+            if (likely_new[i]) identity_->prefetch_ends(batch_[i]);
+        }
+        const bool any_pre = preclassify(frames.subspan(base, m), likely_new) > 0;
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
             if (batch_bad_[i] || !fast_established(f, batch_[i], batch_probe_[i], now, out[base + i]))
-                out[base + i] = process_parsed(f, batch_[i], batch_bad_[i], batch_probe_[i], now);
+                out[base + i] = process_parsed(f, batch_[i], batch_bad_[i], batch_probe_[i], now,
+                                               any_pre && batch_has_pre_[i] ? &batch_pre_[i] : nullptr);
         }
     }
     expire(now);
+}
+
+namespace {
+
+// The policy's view of a parsed IP packet.
+rules::PacketKey packet_key(const ParsedPacket& p) noexcept {
+    rules::PacketKey key;
+    key.vlan = p.vlan;
+    key.src = p.src;
+    key.dst = p.dst;
+    key.proto = p.proto;
+    key.sport = p.sport;
+    key.dport = p.dport;
+    key.icmp_type = p.icmp_type;
+    key.icmp_code = p.icmp_code;
+    return key;
+}
+
+}  // namespace
+
+size_t Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept {
+    std::array<uint16_t, kBatch> vlans;
+    std::array<rules::FieldKey, kBatch> keys;
+    std::array<rules::Decision, kBatch> decisions;
+    std::array<uint8_t, kBatch> which;
+    const IdentityTable& ids = *identity_;
+    size_t n = 0;
+    for (size_t i = 0; i < frames.size(); ++i) {
+        batch_has_pre_[i] = false;
+        if (!likely_new[i] || frames[i].port >= ports_.size()) continue;
+        const ParsedPacket& p = batch_[i];
+        if (!ids.segment_known(p.vlan) || !ct_.opens_on_miss(p, batch_probe_[i])) continue;
+        Preclassified& pc = batch_pre_[i];
+        pc.src = ids.resolve(p.src);
+        pc.dst = ids.resolve(p.dst);
+        pc.key = rules::to_field_key(packet_key(p), pc.src, pc.dst);
+        vlans[n] = p.vlan;
+        keys[n] = pc.key;
+        which[n] = static_cast<uint8_t>(i);
+        ++n;
+    }
+    if (n == 0) return 0;
+    classifier_->classify_burst(std::span<const uint16_t>(vlans.data(), n),
+                                std::span<const rules::FieldKey>(keys.data(), n),
+                                std::span<rules::Decision>(decisions.data(), n));
+    // What deciding them will write: the rule counters, and the entries of the connections they open.
+    size_t opening = 0;
+    for (size_t j = 0; j < n; ++j) {
+        const rules::Decision& d = decisions[j];
+        batch_pre_[which[j]].decision = d;
+        batch_has_pre_[which[j]] = true;
+        if (d.rule >= 0 && static_cast<size_t>(d.rule) < rule_count_)
+            __builtin_prefetch(&rule_counters_[static_cast<size_t>(d.rule)], 1);
+        opening += d.action == rules::Action::allow;
+    }
+    ct_.prefetch_new(opening);
+    return n;
 }
 
 void Pipeline::expire(uint64_t now) noexcept {
@@ -240,7 +302,7 @@ bool Pipeline::fast_established(const FrameRef& f, ParsedPacket& p, const CtProb
 }
 
 Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::optional<Reason> bad, const CtProbe& k,
-                                 uint64_t now) noexcept {
+                                 uint64_t now, const Preclassified* pre) noexcept {
     constexpr auto kDrop = rules::Action::drop;
     now_ = now;
     if (f.port >= ports_.size()) {
@@ -284,7 +346,7 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
             return finish({kDrop, refused->reason}, f.port, &p);
     }
 
-    Verdict v = decide(p, k, uplink_ip ? nullptr : &src.identity, now);
+    Verdict v = decide(p, k, uplink_ip ? nullptr : &src.identity, now, pre);
     if (p.fragment) {  // a first fragment: its later fragments follow this decision
         const bool allowed = v.action == rules::Action::allow;
         const FirstDecision d = allowed ? first_allowed(p, static_cast<uint32_t>(v.rule), now)
@@ -310,7 +372,7 @@ FirstDecision Pipeline::first_allowed(const ParsedPacket& p, uint32_t rule, uint
 }
 
 Verdict Pipeline::decide(const ParsedPacket& p, const CtProbe& k, const rules::Identity* src_or_null,
-                         uint64_t now) noexcept {
+                         uint64_t now, const Preclassified* pre) noexcept {
     constexpr auto kDrop = rules::Action::drop;
     const CtResult r = ct_.track(p, k, now);
     switch (r.action) {
@@ -323,19 +385,17 @@ Verdict Pipeline::decide(const ParsedPacket& p, const CtProbe& k, const rules::I
     case CtAction::classify_stateless: break;
     }
 
-    rules::PacketKey key;
-    key.vlan = p.vlan;
-    key.src = p.src;
-    key.dst = p.dst;
-    key.proto = p.proto;
-    key.sport = p.sport;
-    key.dport = p.dport;
-    key.icmp_type = p.icmp_type;
-    key.icmp_code = p.icmp_code;
-    // Both ends resolved once, through the worker's identity table: classify and the new entry share them.
-    const rules::Identity src = src_or_null != nullptr ? *src_or_null : identity_->resolve(p.src);
-    const rules::Identity dst = identity_->resolve(p.dst);
-    const rules::Decision d = classifier_->classify(key, src, dst);
+    const rules::PacketKey key = packet_key(p);
+    // Both ends resolved once, through the worker's identity table: classify and the new entry share
+    // them.  A decision made ahead for the batch (preclassify, the same table) holds when the engine
+    // key is the same.
+    const rules::Identity src = src_or_null != nullptr ? *src_or_null
+                                : pre != nullptr       ? pre->src
+                                                       : identity_->resolve(p.src);
+    const rules::Identity dst = pre != nullptr ? pre->dst : identity_->resolve(p.dst);
+    const rules::Decision d = pre != nullptr && rules::to_field_key(key, src, dst) == pre->key
+                                  ? pre->decision
+                                  : classifier_->classify(key, src, dst);
     if (d.reason == rules::DecisionReason::unknown_segment) return {kDrop, Reason::unknown_segment};
     const Reason why = d.reason == rules::DecisionReason::rule ? Reason::rule : Reason::default_action;
     if (d.action != rules::Action::allow || r.action == CtAction::classify_stateless)

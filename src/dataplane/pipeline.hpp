@@ -42,6 +42,14 @@
 // and counted as step 8 would.  Anything else goes through the steps above untouched; process_one()
 // always does, and the tests compare the two.
 //
+// New connections in a batch (preclassify, process() only): before any frame of the batch is decided,
+// the frames whose key has no entry in its first bucket and that may open a connection (a SYN, a UDP
+// datagram, an echo request ...) have both ends resolved and are classified together, one trie walk
+// over all of them (PolicyClassifier::classify_burst), so that their cache misses overlap; the rule
+// counters and the flow entries they will write are prefetched.  Step 7 then uses that decision only
+// when its own engine key is the same (a decision depends on nothing else but the segment): the
+// verdicts are those of the steps above.  process_one() classifies each frame alone.
+//
 // Switch mode learning (MacTable): a source MAC is learned from a frame SpoofGuard accepted, and only
 //   - on a workload port, when the frame was attributed to an endpoint (its MAC is the endpoint's
 //     bound MAC, or the endpoint has none): an endpoint's MAC is "seeded" from its binding in the
@@ -181,10 +189,26 @@ public:
     const FragmentTable& fragments() const noexcept { return frags_; }
 
 private:
+    // A policy decision made ahead for a frame of process()'s batch that probably opens a connection
+    // (no entry in its key's first bucket, and a packet that may open one): both ends resolved through
+    // the identity table and the batch's such frames classified together (PolicyClassifier::
+    // classify_burst), so that their trie walks overlap.  decide() takes `decision` only when its own
+    // engine key is `key` (a decision depends on nothing else but the segment); otherwise, or when the
+    // connection turns out to exist, the decision is simply not used.
+    struct Preclassified {
+        rules::Identity src, dst;  // IdentityTable::resolve of the source and destination addresses
+        rules::FieldKey key{};     // rules::to_field_key with those identities
+        rules::Decision decision;
+    };
+
     // Steps 2-8 for a frame parse_frame() already read into `p` (`bad`: its verdict on the frame), with
-    // its connection probe `k` (ConnTrack::probe; made only when the frame parsed).
+    // its connection probe `k` (ConnTrack::probe; made only when the frame parsed) and, from process(),
+    // the decision made ahead for it (nullptr: none).
     Verdict process_parsed(const FrameRef& frame, ParsedPacket& p, std::optional<Reason> bad, const CtProbe& k,
-                           uint64_t now) noexcept;
+                           uint64_t now, const Preclassified* pre = nullptr) noexcept;
+    // process()'s step between prefetching and deciding: fills batch_pre_ for the frames of the batch
+    // that `likely_new` marks and that may open a connection; returns how many.
+    size_t preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept;
     // process()'s shortcut for an ACK of an established connection: true when it decided the frame
     // (into `out`) exactly as process_parsed() would; false when process_parsed() must, with nothing
     // changed.  `k` must be the probe of a frame that parsed.
@@ -193,7 +217,8 @@ private:
     // Steps 6-7 for a packet that passed SpoofGuard; `src` is its source identity, or nullptr when it
     // arrived on an uplink, where SpoofGuard only resolves the source address: that is done here, and
     // only when the policy is asked (an established packet never needs it).
-    Verdict decide(const ParsedPacket& p, const CtProbe& k, const rules::Identity* src, uint64_t now) noexcept;
+    Verdict decide(const ParsedPacket& p, const CtProbe& k, const rules::Identity* src, uint64_t now,
+                   const Preclassified* pre) noexcept;
     // Step 6's re-verification of the entry behind `r` (its generation is older than ours).
     Verdict reverify(const CtResult& r) noexcept;
     // What the fragment table records for an allowed first fragment (rule, or TCP connection and segment).
@@ -230,6 +255,8 @@ private:
     std::array<ParsedPacket, kBatch> batch_{};
     std::array<std::optional<Reason>, kBatch> batch_bad_{};
     std::array<CtProbe, kBatch> batch_probe_{};
+    std::array<Preclassified, kBatch> batch_pre_{};
+    std::array<bool, kBatch> batch_has_pre_{};
     std::array<uint64_t, kReasonCount> reasons_{};
     VerdictCounters verdicts_{};
     uint64_t unknown_port_ = 0;

@@ -1,6 +1,8 @@
 // Build side (to_field_rules, retag) and run side (PolicyClassifier::classify) of the policy bridge.
 #include "rules/classifier_policy.hpp"
 
+#include <algorithm>
+#include <array>
 #include <stdexcept>
 
 namespace tagwall::rules {
@@ -91,6 +93,8 @@ FieldKey to_field_key(const RuleSet& rs, const PacketKey& k) noexcept {
 
 PolicyClassifier::PolicyClassifier(std::shared_ptr<const RuleSet> rules, std::string_view engine)
     : rules_(std::move(rules)), engine_name_(engine) {
+    actions_.reserve(rules_->rules().size());
+    for (const auto& rule : rules_->rules()) actions_.push_back(rule.action);
     rebuild();
 }
 
@@ -153,8 +157,26 @@ Decision PolicyClassifier::classify(const PacketKey& key, const Identity& src, c
     const FieldKey fk = to_field_key(key, src, dst);
     int32_t id = kNoMatch;
     engine_->classify_burst(std::span<const FieldKey>(&fk, 1), std::span<int32_t>(&id, 1));
+    return decision(id);
+}
+
+void PolicyClassifier::classify_burst(std::span<const uint16_t> vlans, std::span<const FieldKey> keys,
+                                      std::span<Decision> out) const noexcept {
+    constexpr size_t kChunk = 32;  // engine answers on the stack: no allocation
+    for (size_t base = 0; base < keys.size(); base += kChunk) {
+        const size_t n = std::min(kChunk, keys.size() - base);
+        std::array<int32_t, kChunk> ids;
+        engine_->classify_burst(keys.subspan(base, n), std::span<int32_t>(ids.data(), n));
+        for (size_t i = 0; i < n; ++i)
+            out[base + i] = rules_->segment_of(vlans[base + i]) == kNoSegment
+                                ? Decision{Action::drop, -1, DecisionReason::unknown_segment}
+                                : decision(ids[i]);
+    }
+}
+
+Decision PolicyClassifier::decision(int32_t id) const noexcept {
     if (id == kNoMatch) return {rules_->default_action(), -1, DecisionReason::default_action};
-    return {rules_->rules()[static_cast<size_t>(id)].action, id, DecisionReason::rule};
+    return {actions_[static_cast<size_t>(id)], id, DecisionReason::rule};
 }
 
 }  // namespace tagwall::rules

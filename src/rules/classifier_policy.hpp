@@ -40,6 +40,12 @@ public:
     // The same, with both ends already resolved to identities (the dataplane has them from SpoofGuard
     // and its own identity table): no address lookup here.
     Decision classify(const PacketKey& key, const Identity& src, const Identity& dst) const noexcept;
+    // Many packets at once, each given by its segment's VLAN and its engine key (to_field_key, both ends
+    // resolved): out[i] is what classify() decides for a packet with vlans[i] and keys[i].  The engine
+    // walks the keys together, so that their cache misses overlap (the dataplane's burst of new
+    // connections).  All three spans have the same length.
+    void classify_burst(std::span<const uint16_t> vlans, std::span<const FieldKey> keys,
+                        std::span<Decision> out) const noexcept;
 
     // Control side: the endpoint now carries `tags`.  The rule set is replaced by its retagged copy;
     // when the endpoint lands in an identity class that already exists nothing else changes, otherwise
@@ -54,6 +60,7 @@ public:
 
 private:
     void rebuild();
+    Decision decision(int32_t id) const noexcept;  // the engine's answer (a rule id or kNoMatch) as a Decision
 
     std::shared_ptr<const RuleSet> rules_;
     std::string engine_name_;
@@ -61,6 +68,8 @@ private:
     size_t field_rules_ = 0;
     uint32_t stride_ = 0;
     std::vector<uint32_t> next_priority_;  // per policy rule: the next free priority in its block
+    std::vector<Action> actions_;          // per policy rule: its action (a rule's entry is large; this is
+                                           // what a lookup reads, 10k rules in 10 kB)
 };
 
 }  // namespace tagwall::rules

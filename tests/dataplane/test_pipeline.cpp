@@ -88,6 +88,46 @@ struct Fixture {
 
 std::string_view word(const Verdict& v) { return info(v.reason).word; }
 
+// Decides `group` on `a` with process(), all in one burst, and on `b` with process_one(), frame by
+// frame (process_one() takes none of process()'s shortcuts: the established fast path, the policy asked
+// ahead for a batch's new connections); verdicts, counters and the table's size must agree.
+using Group = std::vector<std::pair<Bytes, uint8_t>>;
+void decide_both_ways(Fixture& a, Fixture& b, const Group& group) {
+    a.now += 1'000'000;
+    b.now = a.now;
+    std::vector<FrameRef> frames;
+    for (const auto& [bytes, port] : group) frames.push_back({bytes.data(), static_cast<uint16_t>(bytes.size()), port});
+    std::vector<Verdict> va(frames.size());
+    a.pipe->process(frames, a.now, va);
+    for (size_t i = 0; i < frames.size(); ++i) {
+        INFO("frame " << i);
+        const Verdict vb = b.pipe->process_one(frames[i], b.now);
+        CHECK(static_cast<int>(va[i].action) == static_cast<int>(vb.action));
+        CHECK(info(va[i].reason).counter == info(vb.reason).counter);
+        CHECK(va[i].rule == vb.rule);
+        CHECK(int{va[i].out_port} == int{vb.out_port});
+    }
+    b.pipe->expire(b.now);
+    CHECK(a.pipe->reason_counters() == b.pipe->reason_counters());
+    CHECK(a.pipe->verdict_counters().allow == b.pipe->verdict_counters().allow);
+    CHECK(a.pipe->verdict_counters().drop == b.pipe->verdict_counters().drop);
+    CHECK(a.pipe->verdict_counters().reject == b.pipe->verdict_counters().reject);
+    for (uint8_t port : {kWorkload, kUplink}) {
+        CHECK(a.pipe->port_counters(port).rx == b.pipe->port_counters(port).rx);
+        CHECK(a.pipe->port_counters(port).tx == b.pipe->port_counters(port).tx);
+        CHECK(a.pipe->port_counters(port).dropped == b.pipe->port_counters(port).dropped);
+    }
+    const auto ra = a.pipe->rule_counters(), rb = b.pipe->rule_counters();
+    REQUIRE(ra.size() == rb.size());
+    for (size_t r = 0; r < ra.size(); ++r) {
+        INFO("rule " << r);
+        CHECK(ra[r].packets == rb[r].packets);
+        CHECK(ra[r].bytes == rb[r].bytes);
+    }
+    CHECK(a.pipe->conntrack().table().size() == b.pipe->conntrack().table().size());
+}
+
+
 }  // namespace
 
 TEST_CASE("pipeline: an allowed TCP connection, established both ways", "[pipeline]") {
@@ -323,7 +363,7 @@ TEST_CASE("pipeline: the established shortcut decides as the general path", "[pi
                              .tcp(443, 40001, {.seq = seq, .ack = ack, .flags = flags}).bytes(),
                          kUplink};
     };
-    const std::vector<std::vector<std::pair<Bytes, uint8_t>>> groups = {
+    const std::vector<Group> groups = {
         {out(1000, 0, kTcpSyn), in(5000, 1001, kTcpSyn | kTcpAck), out(1001, 5001, kTcpAck),
          out6(7000, 0, kTcpSyn), in6(9000, 7001, kTcpSyn | kTcpAck), out6(7001, 9001, kTcpAck)},
         {out(1001, 5001, kTcpAck | kTcpPsh, 100), in(5001, 1101, kTcpAck, 50), out(1101, 5051, kTcpAck),
@@ -337,34 +377,7 @@ TEST_CASE("pipeline: the established shortcut decides as the general path", "[pi
          out(1101, 5061, kTcpAck | kTcpFin), in(5061, 1102, kTcpAck | kTcpFin), out(1102, 5062, kTcpAck),
          out(1102, 5062, kTcpAck)},                     // after the close
     };
-    auto same = [&](const Verdict& x, const Verdict& y) {
-        CHECK(static_cast<int>(x.action) == static_cast<int>(y.action));
-        CHECK(info(x.reason).counter == info(y.reason).counter);
-        CHECK(x.rule == y.rule);
-        CHECK(int{x.out_port} == int{y.out_port});
-    };
-    auto run_group = [&](const std::vector<std::pair<Bytes, uint8_t>>& g) {
-        a.now += 1'000'000;
-        b.now = a.now;
-        std::vector<FrameRef> frames;
-        for (const auto& [bytes, port] : g) frames.push_back({bytes.data(), static_cast<uint16_t>(bytes.size()), port});
-        std::vector<Verdict> va(frames.size());
-        a.pipe->process(frames, a.now, va);
-        for (size_t i = 0; i < frames.size(); ++i) {
-            INFO("frame " << i);
-            same(va[i], b.pipe->process_one(frames[i], b.now));
-        }
-        b.pipe->expire(b.now);
-        CHECK(a.pipe->reason_counters() == b.pipe->reason_counters());
-        CHECK(a.pipe->verdict_counters().allow == b.pipe->verdict_counters().allow);
-        CHECK(a.pipe->verdict_counters().drop == b.pipe->verdict_counters().drop);
-        for (uint8_t port : {kWorkload, kUplink}) {
-            CHECK(a.pipe->port_counters(port).rx == b.pipe->port_counters(port).rx);
-            CHECK(a.pipe->port_counters(port).tx == b.pipe->port_counters(port).tx);
-            CHECK(a.pipe->port_counters(port).dropped == b.pipe->port_counters(port).dropped);
-        }
-        CHECK(a.pipe->conntrack().table().size() == b.pipe->conntrack().table().size());
-    };
+    auto run_group = [&](const Group& g) { decide_both_ways(a, b, g); };
     run_group(groups[0]);
     run_group(groups[1]);
     CHECK(a.pipe->reason_count(Reason::invalid_tcp_window) == 1);
@@ -385,4 +398,60 @@ TEST_CASE("pipeline: the established shortcut decides as the general path", "[pi
     CHECK(a.pipe->reason_count(Reason::revoked) == 1);
     run_group(groups[2]);
     CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 1);
+}
+
+// process() resolves both ends of the packets of a batch that probably open connections and asks the
+// policy for all of them at once (Pipeline::preclassify); decide() takes that answer only where its own
+// engine key agrees.  A burst of everything that may or may not open a connection must be decided as
+// process_one() decides it frame by frame: allowed, dropped and rejected SYNs, a SYN repeated in the same
+// burst (the second finds the first's entry), a SYN-ACK and an ACK with no connection, UDP, ICMP echo
+// both ways, IPv6, a spoofed MAC, an unknown segment, and a new connection after the burst that opened
+// the same key.
+TEST_CASE("pipeline: a burst's new connections are decided as one by one", "[pipeline]") {
+    Fixture a, b;
+    const auto k6Web = ip("2001:db8:10::11"), k6Server = ip("2001:db8:99::1");
+    auto out = [](uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq = 1000, uint32_t ack = 0) {
+        return std::pair{Frame().eth(kWebMac, kRouterMac).ipv4(kWeb, kServer)
+                             .tcp(sport, dport, {.seq = seq, .ack = ack, .flags = flags}).bytes(),
+                         kWorkload};
+    };
+    auto in = [](uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq = 5000, uint32_t ack = 0) {
+        return std::pair{Frame().eth(kRouterMac, kWebMac).ipv4(kServer, kWeb)
+                             .tcp(sport, dport, {.seq = seq, .ack = ack, .flags = flags}).bytes(),
+                         kUplink};
+    };
+    const Group burst = {
+        out(40000, 443, kTcpSyn),                        // web-out: allowed, opens a connection
+        out(40001, 22, kTcpSyn),                         // no rule: default drop
+        in(50000, 22, kTcpSyn),                          // no-ssh: reject
+        out(40000, 443, kTcpSyn),                        // the same SYN again: the first's entry
+        in(443, 40000, kTcpSyn | kTcpAck, 5000, 1001),   // its SYN-ACK: established
+        out(40002, 443, kTcpSyn | kTcpAck, 1, 1),        // a SYN-ACK with no connection
+        out(40003, 443, kTcpAck, 1, 1),                  // an ACK with no connection
+        {Frame().eth(kWebMac, kRouterMac).ipv4(kWeb, kServer).udp(5353, 53).bytes(), kWorkload},
+        {Frame().eth(kWebMac, kRouterMac).ipv4(kWeb, kServer).icmp_echo(8, 77).bytes(), kWorkload},
+        {Frame().eth(kRouterMac, kWebMac).ipv4(kServer, kWeb).icmp_echo(0, 77).bytes(), kUplink},
+        {Frame().eth(kRouterMac, kWebMac).ipv4(kServer, kWeb).icmp_echo(8, 78).bytes(), kUplink},
+        {Frame().eth(kWebMac, kRouterMac).ipv6(k6Web, k6Server).tcp(40004, 443, {.seq = 7, .flags = kTcpSyn}).bytes(),
+         kWorkload},
+        {Frame().eth(kWebMac, kRouterMac).ipv6(k6Web, k6Server).tcp(40005, 80, {.seq = 7, .flags = kTcpSyn}).bytes(),
+         kWorkload},
+        {Frame().eth(mac("02:aa:bb:cc:dd:ee"), kRouterMac).ipv4(kWeb, kServer)
+             .tcp(40006, 443, {.seq = 1, .flags = kTcpSyn}).bytes(),
+         kWorkload},                                     // the bound address from another MAC: spoofed_mac
+        {Frame().eth(kWebMac, kRouterMac).vlan(99).ipv4(kWeb, kServer)
+             .tcp(40007, 443, {.seq = 1, .flags = kTcpSyn}).bytes(),
+         kWorkload},                                     // no segment has VLAN 99
+        in(50001, 443, kTcpSyn),                         // internet -> web on 443: no rule, default drop
+    };
+    decide_both_ways(a, b, burst);
+    CHECK(a.pipe->reason_count(Reason::rule) >= 4);
+    CHECK(a.pipe->verdict_counters().reject == 1);
+    CHECK(a.pipe->conntrack().table().size() == 4);  // web-out IPv4 and IPv6, two echo exchanges
+
+    // The burst again, twice over (most now find their entries), then one more new connection.
+    Group twice = burst;
+    twice.insert(twice.end(), burst.begin(), burst.end());
+    decide_both_ways(a, b, twice);
+    decide_both_ways(a, b, {out(40008, 443, kTcpSyn), out(40008, 443, kTcpRst, 1001), out(40008, 443, kTcpSyn, 9000)});
 }
