@@ -222,15 +222,28 @@ size_t FlowTable::expire(uint64_t now, size_t max_slots) noexcept {
     return freed;
 }
 
+namespace {
+
+// Set bits of an 8-bit slot mask, in a few register operations: std::popcount on the baseline x86-64
+// target (no POPCNT) is a call into libgcc, and every insert counts two buckets.
+constexpr size_t slots_in(unsigned m) noexcept {
+    m = m - ((m >> 1) & 0x55u);
+    m = (m & 0x33u) + ((m >> 2) & 0x33u);
+    return (m + (m >> 4)) & 0x0Fu;
+}
+static_assert(slots_in(0) == 0 && slots_in(0xFF) == 8 && slots_in(0xA5) == 4 && slots_in(0x80) == 1);
+
+}  // namespace
+
 // Where a new key goes: its first bucket while that is at most 5/8 full, so that a lookup mostly reads
 // one bucket line (the burst prefetches only the first); past that, the emptier of the two (the
 // two-choice balance that keeps a bucket pair from filling before the pool does).
 FlowTable::Bucket* FlowTable::emptier_bucket(const Slots& s) noexcept {
     Bucket& first = buckets_[s.first];
-    const auto f = static_cast<size_t>(std::popcount(sig_matches(first, 0)));
+    const size_t f = slots_in(sig_matches(first, 0));
     if (f >= kBucketSlots - kFirstBucketFill) return &first;
     Bucket& second = buckets_[s.second];
-    const auto g = static_cast<size_t>(std::popcount(sig_matches(second, 0)));
+    const size_t g = slots_in(sig_matches(second, 0));
     if (f == 0 && g == 0) return nullptr;
     return f >= g ? &first : &second;
 }
