@@ -181,14 +181,25 @@ CtResult ConnTrack::create(const ParsedPacket& p, const CtProbe& probe, const Fl
         // which the policy has just allowed.
         ins = table_.lookup_or_insert(k.key, probe.slots, initial, now);
     }
-    if (ins.status == InsertStatus::full) return drop(Reason::flow_table_full);
+    return opened(ins, p, probe, origin, now);
+}
 
+CtResult ConnTrack::create_after_miss(const ParsedPacket& p, const CtProbe& probe, const FlowOrigin& origin,
+                                      uint64_t now) noexcept {
+    if (probe.shape != Shape::tracked) return create(p, probe, origin, now);
+    const FlowState initial = kInitialState[static_cast<size_t>(probe.kind)];
+    return opened(table_.insert_new(probe.key.key, probe.slots, initial, now), p, probe, origin, now);
+}
+
+CtResult ConnTrack::opened(InsertResult ins, const ParsedPacket& p, const CtProbe& probe, const FlowOrigin& origin,
+                           uint64_t now) noexcept {
+    if (ins.status == InsertStatus::full) return drop(Reason::flow_table_full);
     FlowEntry& e = table_.entry(ins.handle);
-    e.flags = k.src_is_b ? kFlowInitiatorIsB : 0;
+    e.flags = probe.key.src_is_b ? kFlowInitiatorIsB : 0;
     e.rule_index = origin.rule_index;
     e.generation = origin.generation;
     e.identity = {origin.src_identity, origin.dst_identity};
-    t.open(e, p);
+    tracker(probe.kind).open(e, p);
     refresh(e, false, p, now);
     return {CtAction::pass, Reason::rule, false, ins.handle};
 }

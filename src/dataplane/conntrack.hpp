@@ -98,6 +98,10 @@ public:
         return create(p, probe(p, segment), origin, now);
     }
     CtResult create(const ParsedPacket& p, const CtProbe& k, const FlowOrigin& origin, uint64_t now) noexcept;
+    // create() for the packet track() has just answered `classify` (so its key has no entry, and
+    // nothing touched the table since): the same result without looking the key up again.
+    CtResult create_after_miss(const ParsedPacket& p, const CtProbe& k, const FlowOrigin& origin,
+                               uint64_t now) noexcept;
     // Burst prefetching (FlowTable::prefetch_*): stage 0 the key's buckets, stage 1 its entry.  Nothing
     // for a packet that has no connection key (stateless ICMP, ICMP errors, later fragments, non-IP).
     bool prefetch(const ParsedPacket& p, uint16_t segment, int stage) const noexcept {
@@ -151,6 +155,9 @@ public:
     const FlowTable& table() const noexcept { return table_; }
 
 private:
+    // Fills the entry `ins` made for the connection `p` opens (or drops it: the table was full).
+    CtResult opened(InsertResult ins, const ParsedPacket& p, const CtProbe& k, const FlowOrigin& origin,
+                    uint64_t now) noexcept;
     CtResult related(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept;
     CtResult update(FlowHandle h, const ParsedPacket& p, L4Kind kind, bool src_is_b, uint64_t now) noexcept;
 

@@ -118,6 +118,10 @@ InsertResult FlowTable::lookup_or_insert(const FlowKey& key, const Slots& s, Flo
         release(h);
         ++stats_.expired;
     }
+    return insert_new(key, s, initial, now);
+}
+
+InsertResult FlowTable::insert_new(const FlowKey& key, const Slots& s, FlowState initial, uint64_t now) noexcept {
     Bucket* bucket = emptier_bucket(s);
     if (bucket == nullptr || free_top_ == 0) {
         // Room must be made.  With both buckets full the victim must come from them; with only the

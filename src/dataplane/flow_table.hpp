@@ -271,6 +271,9 @@ public:
     }
     // `s` must be slots_for(key).
     InsertResult lookup_or_insert(const FlowKey& key, const Slots& s, FlowState initial, uint64_t now) noexcept;
+    // The same for a key the caller knows has no entry (lookup() just returned kNoFlow for it and the
+    // table has not changed since): the insert without the search.  Never `existed`.
+    InsertResult insert_new(const FlowKey& key, const Slots& s, FlowState initial, uint64_t now) noexcept;
     void erase(FlowHandle h) noexcept;
     // Ages at most `max_slots` pool slots, resuming where the previous call stopped, and frees the
     // expired entries among them; returns how many it freed.  Call once per poll iteration.

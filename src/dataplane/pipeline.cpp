@@ -406,7 +406,7 @@ Verdict Pipeline::decide(const ParsedPacket& p, const CtProbe& k, const rules::I
     origin.generation = generation_;
     origin.src_identity = src.identity_class;
     origin.dst_identity = dst.identity_class;
-    const CtResult c = ct_.create(p, k, origin, now);
+    const CtResult c = ct_.create_after_miss(p, k, origin, now);  // track() found no entry: r is `classify`
     if (c.action == CtAction::pass) return {rules::Action::allow, why, d.rule};
     return {kDrop, c.reason};
 }

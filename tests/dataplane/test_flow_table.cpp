@@ -137,8 +137,9 @@ TEST_CASE("flow table: insert, look up, erase; handles stay put", "[flows]") {
 }
 
 // A key lives in its second bucket only when its first was too full.  A small table run at full load
-// through many rounds of inserts and erases in random order puts plenty of keys in second buckets and
-// takes them out again: every lookup must agree with a model of what is in the table.
+// through many rounds of inserts (lookup_or_insert, or insert_new after a lookup found nothing) and
+// erases in random order puts plenty of keys in second buckets and takes them out again: every lookup
+// must agree with a model of what is in the table.
 TEST_CASE("flow table: keys in their second bucket are found until erased, under churn", "[flows]") {
     FlowTable t(FlowTableConfig{.capacity = 64, .seed = 5});
     std::vector<FlowKey> keys;
@@ -154,7 +155,11 @@ TEST_CASE("flow table: keys in their second bucket are found until erased, under
     for (int step = 0; step < 20000; ++step) {
         const size_t k = next() % keys.size();
         if (held[k] == kNoFlow) {
-            const InsertResult r = t.lookup_or_insert(keys[k], FlowState::tcp_established, 1);
+            // Both ways in: lookup_or_insert, and insert_new after a lookup that found nothing.
+            const bool after_miss = step % 2 == 0;
+            if (after_miss) REQUIRE(t.lookup(keys[k], 1) == kNoFlow);
+            const InsertResult r = after_miss ? t.insert_new(keys[k], t.slots_for(keys[k]), FlowState::tcp_established, 1)
+                                              : t.lookup_or_insert(keys[k], FlowState::tcp_established, 1);
             REQUIRE(r.status != InsertStatus::existed);
             if (r.status == InsertStatus::full) {
                 ++full;
