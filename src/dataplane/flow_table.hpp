@@ -26,8 +26,8 @@
 //     reads at most two bucket lines and compares full keys only on a signature match.  An insert goes
 //     to the key's first bucket while that has 3 free slots or more (so that a lookup mostly reads, and
 //     the burst prefetches, one bucket line), else to the emptier of the two.  Buckets are provisioned
-//     at >= 1.25 slots per entry, so a bucket pair is full only when the pool nearly is.  The hash is keyed by a per-table random seed, so a sender
-//     cannot cheaply aim many keys at one bucket pair.
+//     at >= 1.25 slots per entry, so a bucket pair is full only when the pool nearly is.  The hash is
+//     keyed by a per-table random seed, so a sender cannot cheaply aim many keys at one bucket pair.
 //   - Time is injected: `now` is the worker's monotonic clock in nanoseconds, read once per burst.
 //     An entry whose state's timeout has passed is dead: lookups treat it as absent (and free it),
 //     eviction takes it first, and expire() frees it in bounded batches.

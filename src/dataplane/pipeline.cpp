@@ -78,12 +78,12 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
                             batch_probe_[i].shape == CtShape::tracked;
             if (likely_new[i]) identity_->prefetch_ends(batch_[i]);
         }
-        const bool any_pre = preclassify(frames.subspan(base, m), likely_new) > 0;
+        preclassify(frames.subspan(base, m), likely_new);
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
             if (batch_bad_[i] || !fast_established(f, batch_[i], batch_probe_[i], now, out[base + i]))
                 out[base + i] = process_parsed(f, batch_[i], batch_bad_[i], batch_probe_[i], now,
-                                               any_pre && batch_has_pre_[i] ? &batch_pre_[i] : nullptr);
+                                               batch_has_pre_[i] ? &batch_pre_[i] : nullptr);
         }
     }
     expire(now);
@@ -107,7 +107,7 @@ rules::PacketKey packet_key(const ParsedPacket& p) noexcept {
 
 }  // namespace
 
-size_t Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept {
+void Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept {
     std::array<uint16_t, kBatch> vlans;
     std::array<rules::FieldKey, kBatch> keys;
     std::array<rules::Decision, kBatch> decisions;
@@ -128,7 +128,7 @@ size_t Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<
         which[n] = static_cast<uint8_t>(i);
         ++n;
     }
-    if (n == 0) return 0;
+    if (n == 0) return;
     classifier_->classify_burst(std::span<const uint16_t>(vlans.data(), n),
                                 std::span<const rules::FieldKey>(keys.data(), n),
                                 std::span<rules::Decision>(decisions.data(), n));
@@ -143,7 +143,6 @@ size_t Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<
         opening += d.action == rules::Action::allow;
     }
     ct_.prefetch_new(opening);
-    return n;
 }
 
 void Pipeline::expire(uint64_t now) noexcept {

@@ -207,8 +207,8 @@ private:
     Verdict process_parsed(const FrameRef& frame, ParsedPacket& p, std::optional<Reason> bad, const CtProbe& k,
                            uint64_t now, const Preclassified* pre = nullptr) noexcept;
     // process()'s step between prefetching and deciding: fills batch_pre_ for the frames of the batch
-    // that `likely_new` marks and that may open a connection; returns how many.
-    size_t preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept;
+    // that `likely_new` marks and that may open a connection, and batch_has_pre_ for every frame.
+    void preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept;
     // process()'s shortcut for an ACK of an established connection: true when it decided the frame
     // (into `out`) exactly as process_parsed() would; false when process_parsed() must, with nothing
     // changed.  `k` must be the probe of a frame that parsed.

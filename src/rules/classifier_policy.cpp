@@ -153,11 +153,11 @@ Decision PolicyClassifier::classify(const PacketKey& key) const noexcept {
 }
 
 Decision PolicyClassifier::classify(const PacketKey& key, const Identity& src, const Identity& dst) const noexcept {
-    if (rules_->segment_of(key.vlan) == kNoSegment) return {Action::drop, -1, DecisionReason::unknown_segment};
     const FieldKey fk = to_field_key(key, src, dst);
-    int32_t id = kNoMatch;
-    engine_->classify_burst(std::span<const FieldKey>(&fk, 1), std::span<int32_t>(&id, 1));
-    return decision(id);
+    Decision d;
+    classify_burst(std::span<const uint16_t>(&key.vlan, 1), std::span<const FieldKey>(&fk, 1),
+                   std::span<Decision>(&d, 1));
+    return d;
 }
 
 void PolicyClassifier::classify_burst(std::span<const uint16_t> vlans, std::span<const FieldKey> keys,
