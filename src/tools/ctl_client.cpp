@@ -2,6 +2,8 @@
 #include "tools/ctl_client.hpp"
 
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -39,6 +41,16 @@ std::string why_not(int err, const std::string& path) {
         "cannot connect to {}: {}\n  Check that tagwall runs, or give its socket with --socket PATH "
         "(the daemon's control.socket).",
         path, why));
+}
+
+// poll() on `p` with SIGINT and SIGTERM unblocked for just the wait (ppoll swaps the mask atomically).
+int wait_unblocked(pollfd& p, int timeout_ms) {
+    sigset_t during;
+    pthread_sigmask(SIG_SETMASK, nullptr, &during);
+    sigdelset(&during, SIGINT);
+    sigdelset(&during, SIGTERM);
+    timespec limit{timeout_ms / 1000, static_cast<long>(timeout_ms % 1000) * 1000000L};
+    return ::ppoll(&p, 1, timeout_ms < 0 ? nullptr : &limit, &during);
 }
 
 int to_ms(double seconds) { return seconds <= 0 ? -1 : static_cast<int>(std::ceil(seconds * 1000)); }
@@ -98,7 +110,15 @@ std::optional<std::string> CtlConnection::read_line(const volatile bool* interru
         if (pending_.size() > kMaxLine)
             throw CtlConnectError(fmt::format("{}: an answer longer than {} MB; giving up", path_, kMaxLine >> 20));
         pollfd p{fd_, POLLIN, 0};
-        const int ready = ::poll(&p, 1, timeout_ms_);
+        int ready;
+        if (interrupted) {
+            // The caller keeps the interrupting signals blocked; they get in only during ppoll, so a
+            // signal that came while we parsed or printed is seen here, never lost before a wait forever.
+            if (*interrupted) return std::nullopt;
+            ready = wait_unblocked(p, timeout_ms_);
+        } else {
+            ready = ::poll(&p, 1, timeout_ms_);
+        }
         if (ready < 0 && errno == EINTR) {
             if (interrupted && *interrupted) return std::nullopt;
             continue;

@@ -27,7 +27,9 @@ public:
     // Sends `line` and a '\n'.
     void send_line(const std::string& line);
     // The next line (without its '\n'); nullopt when the daemon closed the connection cleanly.  Throws
-    // CtlConnectError on a timeout or an error; returns nullopt on EINTR when `*interrupted` is set.
+    // CtlConnectError on a timeout or an error.  With `interrupted`, the caller keeps SIGINT and SIGTERM
+    // (whose handlers set it) blocked: they are let in only while this waits, and it returns nullopt as
+    // soon as `*interrupted` is set, so a signal that arrives between two waits is never lost.
     std::optional<std::string> read_line(const volatile bool* interrupted = nullptr);
     // Changes the per-read limit (events --follow waits forever once the stream is acknowledged).
     void set_timeout(double timeout_s);

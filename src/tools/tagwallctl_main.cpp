@@ -357,6 +357,12 @@ int follow_events(const Globals& g, tagwall::tools::CtlConnection& conn) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, nullptr);
     sigaction(SIGTERM, &sa, nullptr);
+    // Blocked except while read_line waits: a Ctrl-C while a line is printed is acted on at the next wait.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    sigprocmask(SIG_BLOCK, &stop, nullptr);
     conn.set_timeout(0);
     if (!g.json_output) fmt::print(stderr, "tagwallctl: following events on {} (Ctrl-C to stop)\n", g.socket);
     while (!g_interrupted) {

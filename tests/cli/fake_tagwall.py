@@ -129,9 +129,13 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 def main():
     path, log = sys.argv[1], sys.argv[2]
-    if os.path.exists(path):
-        os.unlink(path)
-    server = Server(path, Handler)
+    for stale in (path, path + ".tmp"):
+        if os.path.exists(stale):
+            os.unlink(stale)
+    # Bound and listening under a temporary name first: the socket file appears (the tests wait for it)
+    # only once a connect to it succeeds.
+    server = Server(path + ".tmp", Handler)
+    os.rename(path + ".tmp", path)
     server.log = log
     server.serve_forever()
 
