@@ -44,7 +44,7 @@ start() {
     write_config "$1"
     "$TAGWALL_BIN" --config "$SCRATCH/tagwall.yaml" >"$SCRATCH/daemon.out" 2>&1 </dev/null &
     DAEMON_PID=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do  # 60 s at most, for a sanitizer build on a busy machine (as daemon_start)
         grep -qs '^tagwall: ready' "$SCRATCH/daemon.out" && return 0
         kill -0 "$DAEMON_PID" 2>/dev/null || break
         sleep 0.1

@@ -20,7 +20,7 @@ SOCK=$SCRATCH/tagwall.sock
 REQUESTS=$SCRATCH/requests.log
 /usr/bin/python3 "$TAGWALL_ROOT/tests/cli/fake_tagwall.py" "$SOCK" "$REQUESTS" 2>"$SCRATCH/fake.err" &
 FAKE_PID=$!
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ -S "$SOCK" ] && break; sleep 0.05; done
 [ -S "$SOCK" ] || { echo "FAIL: the fake daemon did not start:"; cat "$SCRATCH/fake.err"; exit 1; }
 
 # ctl ARGS...: tagwallctl on the fake's socket; stdout to $SCRATCH/out, stderr to $SCRATCH/err (also
@@ -198,7 +198,7 @@ for i in range(2):
     c, _ = s.accept(); c.recv(4096); c.sendall(b"this is not json\n" if i == 0 else b""); c.close()
 PY
 garbage_pid=$!
-for _ in $(seq 100); do [ -S "$SCRATCH/garbage.sock" ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ -S "$SCRATCH/garbage.sock" ] && break; sleep 0.05; done
 LAST_CMD="tagwallctl status (garbage answer)"; STATUS=0
 "$CTL" --socket "$SCRATCH/garbage.sock" status >"$SCRATCH/out" 2>&1 || STATUS=$?
 expect_status 3
@@ -218,7 +218,7 @@ garbage_pid=""
 LAST_CMD="tagwallctl --json events --follow"; STATUS=0
 timeout --foreground -k 5 -s INT 10 "$CTL" --socket "$SOCK" --json events --follow >"$SCRATCH/out" 2>"$SCRATCH/err" &
 follower=$!
-for _ in $(seq 100); do [ "$(wc -l <"$SCRATCH/out")" -ge 3 ] && break; sleep 0.05; done
+for _ in $(seq 200); do [ "$(wc -l <"$SCRATCH/out")" -ge 3 ] && break; sleep 0.05; done
 kill -INT "$follower" 2>/dev/null || true
 wait "$follower" || STATUS=$?
 expect_request '{"cmd":"events","follow":true}'
@@ -233,7 +233,7 @@ expect_no_output 'following' "the acknowledgement is not an event"
 LAST_CMD="tagwallctl events --follow"; STATUS=0
 timeout --foreground -k 5 -s INT 10 "$CTL" --socket "$SOCK" events --follow >"$SCRATCH/out" 2>"$SCRATCH/err" &
 follower=$!
-for _ in $(seq 100); do [ "$(wc -l <"$SCRATCH/out")" -ge 3 ] && break; sleep 0.05; done
+for _ in $(seq 200); do [ "$(wc -l <"$SCRATCH/out")" -ge 3 ] && break; sleep 0.05; done
 kill -INT "$follower" 2>/dev/null || true
 wait "$follower" || STATUS=$?
 expect_status 0
@@ -247,7 +247,7 @@ kill "$FAKE_PID"; wait "$FAKE_PID" 2>/dev/null || true
 rm -f "$SOCK"
 FAKE_EVENTS_CLOSE=1 /usr/bin/python3 "$TAGWALL_ROOT/tests/cli/fake_tagwall.py" "$SOCK" "$REQUESTS" 2>"$SCRATCH/fake.err" &
 FAKE_PID=$!
-for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.05; done
+for _ in $(seq 400); do [ -S "$SOCK" ] && break; sleep 0.05; done
 ctl --timeout 5 events --follow
 expect_status 3
 [ "$(grep -c -- ' -> ' "$SCRATCH/out")" -eq 3 ] || fail "expected the 3 events before the end of the stream"

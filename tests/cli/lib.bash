@@ -89,12 +89,13 @@ daemon_setup() {
         >"$SCRATCH/empty.pcap"
 }
 
-# daemon_start CONFIG WHAT: starts tagwall in the background and waits (10 s) for its ready line.
+# daemon_start CONFIG WHAT: starts tagwall in the background and waits (60 s at most: a sanitizer build
+# on a busy 2-CPU machine once took more than 10) for its ready line.
 daemon_start() {
     LAST_CMD="tagwall --config $1"
     "$TAGWALL_BIN" --config "$1" >"$SCRATCH/out" 2>&1 </dev/null &
     DAEMON_PID=$!
-    for _ in $(seq 100); do
+    for _ in $(seq 600); do
         grep -qs '^tagwall: ready' "$SCRATCH/out" && break
         kill -0 "$DAEMON_PID" 2>/dev/null || break
         sleep 0.1
