@@ -100,7 +100,8 @@ CtResult untrackable(Shape shape) noexcept {
     return drop(Reason::related_no_flow);
 }
 
-void refresh(FlowEntry& e, bool reply, const ParsedPacket& p, uint64_t now) noexcept {
+template <class Segment>
+void refresh(FlowEntry& e, bool reply, const Segment& p, uint64_t now) noexcept {
     e.last_seen = now;
     ++e.packets[reply];
     e.bytes[reply] += p.l3_length;
@@ -117,6 +118,14 @@ void ConnTrack::probe(const ParsedPacket& p, uint16_t segment, CtProbe& k) const
         k.key = key_of(p, segment, seen.kind);
         k.slots = table_.slots_for(k.key.key);
     }
+}
+
+void ConnTrack::probe(const AckSegment& a, CtProbe& k) const noexcept {
+    k.segment = a.vlan;
+    k.shape = Shape::tracked;
+    k.kind = L4Kind::tcp;
+    k.key = make_flow_key(a.vlan, a.src, a.dst, kProtoTcp, a.sport, a.dport);
+    k.slots = table_.slots_for(k.key.key);
 }
 
 L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {
@@ -149,7 +158,8 @@ bool ConnTrack::opens_on_miss(const ParsedPacket& p, const CtProbe& k) const noe
     return k.shape == Shape::tracked && tracker(k.kind).on_miss(p).action == L4Action::classify;
 }
 
-FlowHandle ConnTrack::pass_established(const ParsedPacket& p, const CtProbe& k, uint32_t generation,
+template <class Segment>
+FlowHandle ConnTrack::pass_established(const Segment& p, const CtProbe& k, uint32_t generation,
                                        uint64_t now) noexcept {
     if (k.shape != Shape::tracked || k.kind != L4Kind::tcp) return kNoFlow;
     if ((p.tcp_flags & tcp_window::kTcpCoreFlags) != kTcpAck) return kNoFlow;  // before the lookup: SYNs, FINs...
@@ -163,6 +173,8 @@ FlowHandle ConnTrack::pass_established(const ParsedPacket& p, const CtProbe& k, 
     refresh(e, reply, p, now);
     return h;
 }
+template FlowHandle ConnTrack::pass_established(const ParsedPacket&, const CtProbe&, uint32_t, uint64_t) noexcept;
+template FlowHandle ConnTrack::pass_established(const AckSegment&, const CtProbe&, uint32_t, uint64_t) noexcept;
 
 CtResult ConnTrack::create(const ParsedPacket& p, const CtProbe& probe, const FlowOrigin& origin,
                            uint64_t now) noexcept {

@@ -132,13 +132,18 @@ public:
     }
     // The same, written into `out` (a burst's array: no copy); key and slots only when it is tracked.
     void probe(const ParsedPacket& p, uint16_t segment, CtProbe& out) const noexcept;
+    // The probe of a frame parse_ack_segment() read into `a`: what the above makes, in segment a.vlan, of
+    // the packet parse_frame() reads from the same frame.
+    void probe(const AckSegment& a, CtProbe& out) const noexcept;
     // The established fast path (Pipeline::process): a TCP segment with ACK and no SYN, FIN or RST, on a
     // connection in ESTABLISHED allowed under `generation`, that fits the window.  Then it is tracked
     // exactly as track() would (window advanced, timestamp and counters refreshed) and its entry is
     // returned.  Otherwise kNoFlow, and nothing was changed beyond what track() itself does first (an
     // expired entry found is freed): the caller then takes the general path, track(), which decides
     // the packet the same way it would have without this call.
-    FlowHandle pass_established(const ParsedPacket& p, const CtProbe& k, uint32_t generation, uint64_t now) noexcept;
+    // `Segment`: a ParsedPacket, or an AckSegment (the same decision from its fields).
+    template <class Segment>
+    FlowHandle pass_established(const Segment& p, const CtProbe& k, uint32_t generation, uint64_t now) noexcept;
     // Removes a connection (revoked by a new policy, `flows flush`).
     void close(FlowHandle h) noexcept { table_.erase(h); }
     // A later fragment `p` of a TCP segment that connection `h` passed in a first fragment reaches `end`

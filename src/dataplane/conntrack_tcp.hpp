@@ -75,6 +75,7 @@ constexpr uint8_t tcp_fin_acked_flag(int dir) noexcept { return dir == 0 ? 0x20 
 
 // The window checks of the header comment, on the entry's per-direction fields; `s` is the direction
 // the segment travels (0 original, 1 reply), `r` the other.  Inline: every established packet runs them.
+// `Segment` is a ParsedPacket, or the fast path's AckSegment (packet.hpp): the TCP fields they share.
 namespace tcp_window {
 
 inline constexpr uint8_t kTcpCoreFlags = kTcpSyn | kTcpAck | kTcpRst | kTcpFin;
@@ -85,7 +86,8 @@ inline constexpr uint8_t kTcpFinFlags =
 constexpr bool seq_lt(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) < 0; }
 constexpr bool seq_le(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) <= 0; }
 
-inline uint32_t segment_end(const ParsedPacket& p) noexcept {
+template <class Segment>
+inline uint32_t segment_end(const Segment& p) noexcept {
     return p.tcp_seq + p.payload_length + ((p.tcp_flags & kTcpSyn) ? 1u : 0u) + ((p.tcp_flags & kTcpFin) ? 1u : 0u);
 }
 
@@ -99,20 +101,23 @@ inline uint32_t max_window(const FlowEntry& e, int d) noexcept {
     return w > 1 ? w : 1;
 }
 
-inline bool seq_in_window(const FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
+template <class Segment>
+inline bool seq_in_window(const FlowEntry& e, const Segment& p, int s, int r) noexcept {
     const uint32_t end = segment_end(p);
     return seq_le(end, e.tcp_maxend[s])                      // I
            && seq_le(e.tcp_end[s] - max_window(e, r), end);  // II
 }
 
-inline bool ack_in_window(const FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
+template <class Segment>
+inline bool ack_in_window(const FlowEntry& e, const Segment& p, int s, int r) noexcept {
     if ((p.tcp_flags & kTcpAck) == 0) return true;
     return seq_le(p.tcp_ack, e.tcp_end[r])                                          // III
            && seq_le(e.tcp_end[r] - (max_window(e, s) + kTcpAckSlack), p.tcp_ack);  // IV
 }
 
 // Records what an accepted segment from s tells about both directions.
-inline void advance(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept {
+template <class Segment>
+inline void advance(FlowEntry& e, const Segment& p, int s, int r) noexcept {
     const uint32_t end = segment_end(p);
     if (seq_lt(e.tcp_end[s], end)) e.tcp_end[s] = end;
     if (p.tcp_window > e.tcp_maxwin[s]) e.tcp_maxwin[s] = p.tcp_window;
@@ -131,13 +136,15 @@ inline void advance(FlowEntry& e, const ParsedPacket& p, int s, int r) noexcept 
 // The commonest segment: an ACK (no SYN, RST or FIN; PSH and the rest aside) on an ESTABLISHED
 // connection whose ends have sent no FIN.  tcp_update() decides it with tcp_established_ack() alone,
 // and so does the established fast path (ConnTrack::pass_established); the state cannot change.
-inline bool tcp_is_established_ack(const FlowEntry& e, const ParsedPacket& p) noexcept {
+template <class Segment>
+inline bool tcp_is_established_ack(const FlowEntry& e, const Segment& p) noexcept {
     using namespace tcp_window;
     return e.state == FlowState::tcp_established && (p.tcp_flags & kTcpCoreFlags) == kTcpAck &&
            responder_known(e) && (e.flags & kTcpFinFlags) == 0;
 }
 // Its decision: `established` with the window advanced, or `invalid_tcp_window` with the entry as it was.
-inline L4Update tcp_established_ack(FlowEntry& e, const ParsedPacket& p, bool reply) noexcept {
+template <class Segment>
+inline L4Update tcp_established_ack(FlowEntry& e, const Segment& p, bool reply) noexcept {
     using namespace tcp_window;
     const int s = reply ? 1 : 0, r = 1 - s;
     if (!seq_in_window(e, p, s, r) || !ack_in_window(e, p, s, r))

@@ -239,6 +239,7 @@ void IdentityTable::prefetch_addr(const IpAddr& a) const noexcept {
 }
 
 void IdentityTable::prefetch_source(const ParsedPacket& p) const noexcept { prefetch_addr(p.src); }
+void IdentityTable::prefetch_source(const AckSegment& a) const noexcept { prefetch_addr(a.src); }
 
 void IdentityTable::prefetch_ends(const ParsedPacket& p) const noexcept {
     prefetch_addr(p.src);
@@ -248,6 +249,14 @@ void IdentityTable::prefetch_ends(const ParsedPacket& p) const noexcept {
 bool IdentityTable::bound_source(const ParsedPacket& p, uint32_t& endpoint) const noexcept {
     if (p.nd || (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) || !segment_known(p.vlan)) return false;
     const ClaimResult c = claim(p.src, p.vlan, p.src_mac);
+    if (c.claim != Claim::bound) return false;
+    endpoint = c.endpoint;
+    return true;
+}
+
+bool IdentityTable::bound_source(const AckSegment& a, uint32_t& endpoint) const noexcept {
+    if (!segment_known(a.vlan)) return false;
+    const ClaimResult c = claim(a.src, a.vlan, a.src_mac);
     if (c.claim != Claim::bound) return false;
     endpoint = c.endpoint;
     return true;

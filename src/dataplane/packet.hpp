@@ -84,4 +84,24 @@ struct ParsedPacket {
     friend bool operator==(const ParsedPacket&, const ParsedPacket&) = default;
 };
 
+// What the established fast path (Pipeline::process) reads of the commonest frame: a TCP segment whose
+// only core flag is ACK (PSH, URG, ECE, CWR aside), in IPv4 without options and not fragmented, in
+// Ethernet with at most one 802.1Q tag.  parse_ack_segment() (parser.hpp) fills it for exactly such
+// frames, with the values parse_frame() gives the fields of the same names.  It is a fifth of a
+// ParsedPacket and written whole, so the fast path neither resets nor fills the rest; a frame the fast
+// path does not decide is parsed again, in full.
+struct AckSegment {
+    rules::IpAddr src, dst;  // IPv4
+    Mac dst_mac{}, src_mac{};
+    uint16_t vlan = 0;       // 0 when untagged
+    uint16_t l3_length = 0;
+    uint16_t sport = 0, dport = 0;
+    uint32_t tcp_seq = 0, tcp_ack = 0;
+    uint16_t tcp_window = 0;
+    uint16_t payload_length = 0;
+    uint8_t tcp_flags = 0;
+
+    friend bool operator==(const AckSegment&, const AckSegment&) = default;
+};
+
 }  // namespace tagwall::dataplane

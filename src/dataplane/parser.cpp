@@ -52,6 +52,47 @@ std::optional<Reason> parse_frame(std::span<const uint8_t> frame, ParsedPacket& 
     return parse_general(frame, out);
 }
 
+bool parse_ack_segment(std::span<const uint8_t> frame, AckSegment& out) noexcept {
+    const uint8_t* f = frame.data();
+    const size_t size = std::min(frame.size(), kMaxFrame);
+    if (size < kEthHeader + kIpv4MinHeader + kTcpMinHeader) return false;
+    const uint16_t outer = load16(f + 12);
+    const bool tagged = outer == kEtherTypeVlan || outer == kEtherTypeQinq;  // as parse_common(): either kind
+    const size_t l3 = tagged ? kEthHeader + kVlanTag : kEthHeader;
+    if (size < l3 + kIpv4MinHeader + kTcpMinHeader) return false;
+    // 40 bytes readable from l3, whatever the lengths say.  The TCP flags are looked at first: a SYN, the
+    // other common frame, leaves here for parse_frame() after a few instructions.
+    const uint8_t* ip = f + l3;
+    const uint8_t* p = ip + kIpv4MinHeader;
+    const uint8_t flags = p[13];
+    if ((flags & (kTcpSyn | kTcpAck | kTcpRst | kTcpFin)) != kTcpAck) return false;
+    if ((tagged ? load16(f + 16) : outer) != kEtherTypeIpv4 || ip[0] != 0x45 || ip[9] != kIpProtoTcp ||
+        (load16(ip + 6) & 0x3FFF) != 0)
+        return false;
+    const size_t total = load16(ip + 2);
+    if (total > size - l3 || total < kIpv4MinHeader + kTcpMinHeader) return false;
+    const size_t len = total - kIpv4MinHeader;  // the whole TCP header is inside `total`
+    const size_t header = (size_t{p[12]} >> 4) * 4;
+    if (header < kTcpMinHeader || header > len) return false;
+    // Whole addresses (the bytes past an IPv4 address are zero, as parse_frame() leaves them).
+    out.src = IpAddr{};
+    out.dst = IpAddr{};
+    set_ipv4(out.src, ip + 12);
+    set_ipv4(out.dst, ip + 16);
+    std::memcpy(out.dst_mac.data(), f, 6);
+    std::memcpy(out.src_mac.data(), f + 6, 6);
+    out.vlan = tagged ? load16(f + 14) & 0x0FFF : 0;
+    out.l3_length = static_cast<uint16_t>(total);
+    out.sport = load16(p);
+    out.dport = load16(p + 2);
+    out.tcp_seq = load32(p + 4);
+    out.tcp_ack = load32(p + 8);
+    out.tcp_window = load16(p + 14);
+    out.payload_length = static_cast<uint16_t>(len - header);
+    out.tcp_flags = flags;
+    return true;
+}
+
 std::optional<Reason> detail::parse_frame_general(std::span<const uint8_t> frame, ParsedPacket& out) noexcept {
     out = kNothingParsed;
     return parse_general(frame, out);

@@ -44,6 +44,11 @@ namespace tagwall::dataplane {
 // array, and returning a ~200-byte struct per packet would copy it.
 std::optional<Reason> parse_frame(std::span<const uint8_t> frame, ParsedPacket& out) noexcept;
 
+// The established fast path's parse: true, with `out` written whole, when `frame` is what AckSegment
+// describes (packet.hpp); then parse_frame() accepts it too, and gives every field of `out` the same
+// value.  False, with `out` unspecified, for every other frame.
+bool parse_ack_segment(std::span<const uint8_t> frame, AckSegment& out) noexcept;
+
 namespace detail {
 // parse_frame() without its shortcut for the commonest frames (Ethernet, one optional 802.1Q tag, IPv4
 // without options, TCP or UDP): the reference the shortcut is tested against.

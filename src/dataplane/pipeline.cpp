@@ -2,6 +2,7 @@
 #include "dataplane/pipeline.hpp"
 
 #include <stdexcept>
+#include <type_traits>
 #include <utility>
 
 #include "dataplane/flow_key.hpp"
@@ -64,26 +65,43 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
         const size_t m = n - base < kBatch ? n - base : kBatch;
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
+            const bool from_workload = f.port < ports_.size() && ports_[f.port].role != PortRole::uplink;
+            // The commonest frame, an ACK, is read into a small AckSegment; in full only if it needs more.
+            batch_is_ack_[i] = parse_ack_segment(std::span<const uint8_t>(f.data, f.length), batch_ack_[i]);
+            if (batch_is_ack_[i]) {
+                batch_bad_[i].reset();
+                ct_.probe(batch_ack_[i], batch_probe_[i]);
+                ct_.prefetch(batch_probe_[i], 0);
+                if (from_workload) identity_->prefetch_source(batch_ack_[i]);  // SpoofGuard's first read
+                continue;
+            }
             batch_bad_[i] = parse_frame(std::span<const uint8_t>(f.data, f.length), batch_[i]);
             if (!batch_bad_[i]) {
                 ct_.probe(batch_[i], batch_[i].vlan, batch_probe_[i]);
                 ct_.prefetch(batch_probe_[i], 0);
-                if (f.port < ports_.size() && ports_[f.port].role != PortRole::uplink)
-                    identity_->prefetch_source(batch_[i]);  // SpoofGuard's first read
+                if (from_workload) identity_->prefetch_source(batch_[i]);
             }
         }
         std::array<bool, kBatch> likely_new;
         for (size_t i = 0; i < m; ++i) {  // a new connection's addresses are looked up when it is classified
-            likely_new[i] = !batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) &&
+            // (an ACK opens nothing: its entry is only prefetched)
+            likely_new[i] = !batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) && !batch_is_ack_[i] &&
                             batch_probe_[i].shape == CtShape::tracked;
             if (likely_new[i]) identity_->prefetch_ends(batch_[i]);
         }
         preclassify(frames.subspan(base, m), likely_new);
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
-            if (batch_bad_[i] || !fast_established(f, batch_[i], batch_probe_[i], now, out[base + i]))
-                out[base + i] = process_parsed(f, batch_[i], batch_bad_[i], batch_probe_[i], now,
-                                               batch_has_pre_[i] ? &batch_pre_[i] : nullptr);
+            if (batch_is_ack_[i]) {
+                if (fast_established(f, batch_ack_[i], batch_probe_[i], now, out[base + i])) continue;
+                // Not the fast path's (no entry, another state, out of the window ...): parsed in full,
+                // and decided as any frame.  The probe stays: ConnTrack::probe gives the same for both.
+                batch_bad_[i] = parse_frame(std::span<const uint8_t>(f.data, f.length), batch_[i]);
+            } else if (!batch_bad_[i] && fast_established(f, batch_[i], batch_probe_[i], now, out[base + i])) {
+                continue;
+            }
+            out[base + i] = process_parsed(f, batch_[i], batch_bad_[i], batch_probe_[i], now,
+                                           batch_has_pre_[i] ? &batch_pre_[i] : nullptr);
         }
     }
     expire(now);
@@ -110,7 +128,6 @@ rules::PacketKey packet_key(const ParsedPacket& p) noexcept {
 void Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept {
     std::array<uint16_t, kBatch> vlans;
     std::array<rules::FieldKey, kBatch> keys;
-    std::array<rules::Decision, kBatch> decisions;
     std::array<uint8_t, kBatch> which;
     const IdentityTable& ids = *identity_;
     size_t n = 0;
@@ -128,7 +145,8 @@ void Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bo
         which[n] = static_cast<uint8_t>(i);
         ++n;
     }
-    if (n == 0) return;
+    if (n == 0) return;  // (the established traffic's batches: nothing below, not even `decisions` built)
+    std::array<rules::Decision, kBatch> decisions;
     classifier_->classify_burst(std::span<const uint16_t>(vlans.data(), n),
                                 std::span<const rules::FieldKey>(keys.data(), n),
                                 std::span<rules::Decision>(decisions.data(), n));
@@ -221,7 +239,8 @@ void Pipeline::emit(const Verdict& v, uint8_t in_port, const ParsedPacket* p) no
     events_->push(e);
 }
 
-uint8_t Pipeline::forward_port(const ParsedPacket& p, uint8_t in_port, uint64_t now) const noexcept {
+template <class Frame>
+uint8_t Pipeline::forward_port(const Frame& p, uint8_t in_port, uint64_t now) const noexcept {
     if (!l2_switch_) return ports_[in_port].peer;
     if (is_group_mac(p.dst_mac)) return kFlood;
     const uint8_t known = macs_.port_of(p.vlan, p.dst_mac, now);
@@ -244,7 +263,8 @@ size_t Pipeline::revoke_peer_rst(const FrameRef& f, uint64_t now, std::span<uint
     return n;
 }
 
-void Pipeline::learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept {
+template <class Frame>
+void Pipeline::learn(const Frame& p, const SourceCheck& src, uint8_t in_port) noexcept {
     if (is_group_mac(p.src_mac)) return;
     if (ports_[in_port].role == PortRole::workload) {
         if (src.identity.endpoint != rules::kExternal) macs_.learn(p.vlan, p.src_mac, in_port, now_);
@@ -279,9 +299,13 @@ Verdict Pipeline::process_one(const FrameRef& f, uint64_t now) noexcept {
 // whatever it is not sure of it leaves to process_parsed() with nothing counted or changed
 // (ConnTrack::pass_established says how the table is left).  The fuzz target fuzz-pipeline compares
 // process() with process_one(), which never takes this path, on every input.
-bool Pipeline::fast_established(const FrameRef& f, ParsedPacket& p, const CtProbe& k, uint64_t now,
+template <class Segment>
+bool Pipeline::fast_established(const FrameRef& f, const Segment& p, const CtProbe& k, uint64_t now,
                                 Verdict& out) noexcept {
-    if (k.shape != CtShape::tracked || k.kind != L4Kind::tcp || p.fragment || f.port >= ports_.size()) return false;
+    if constexpr (std::is_same_v<Segment, ParsedPacket>) {  // an AckSegment is all of this by construction
+        if (k.shape != CtShape::tracked || k.kind != L4Kind::tcp || p.fragment) return false;
+    }
+    if (f.port >= ports_.size()) return false;
     const IdentityTable& ids = *identity_;
     if (!ids.segment_known(p.vlan)) return false;
     SourceCheck src;

@@ -212,7 +212,10 @@ private:
     // process()'s shortcut for an ACK of an established connection: true when it decided the frame
     // (into `out`) exactly as process_parsed() would; false when process_parsed() must, with nothing
     // changed.  `k` must be the probe of a frame that parsed.
-    bool fast_established(const FrameRef& frame, ParsedPacket& p, const CtProbe& k, uint64_t now,
+    // `Segment`: the ParsedPacket of the frame, or its AckSegment (parse_ack_segment: then the frame is
+    // parsed in full only when this returns false).
+    template <class Segment>
+    bool fast_established(const FrameRef& frame, const Segment& p, const CtProbe& k, uint64_t now,
                           Verdict& out) noexcept;
     // Steps 6-7 for a packet that passed SpoofGuard; `src` is its source identity, or nullptr when it
     // arrived on an uplink, where SpoofGuard only resolves the source address: that is done here, and
@@ -225,12 +228,15 @@ private:
     FirstDecision first_allowed(const ParsedPacket& p, uint32_t rule, uint64_t now) const noexcept;
     // Counts the verdict and picks its out_port; `p` is the parsed frame, or nullptr when it did not parse.
     Verdict finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept;
-    void learn(const ParsedPacket& p, const SourceCheck& src, uint8_t in_port) noexcept;
+    // `Frame`: a ParsedPacket or an AckSegment (learn reads vlan and src_mac, forward_port vlan and dst_mac).
+    template <class Frame>
+    void learn(const Frame& p, const SourceCheck& src, uint8_t in_port) noexcept;
     // Counts an allowed frame out of `out_port` (kFlood: every port but in_port; kNoPort: none).
     void count_tx(uint8_t out_port, uint8_t in_port) noexcept;
     // Step 8: where a frame entering on in_port goes (the wire peer; switch mode: the destination
     // MAC's port, kFlood for group and unknown MACs, kNoPort when that is in_port itself).
-    uint8_t forward_port(const ParsedPacket& p, uint8_t in_port, uint64_t now) const noexcept;
+    template <class Frame>
+    uint8_t forward_port(const Frame& p, uint8_t in_port, uint64_t now) const noexcept;
     void emit(const Verdict& v, uint8_t in_port, const ParsedPacket* p) noexcept;
 
     std::shared_ptr<const IdentityTable> identity_;
@@ -253,6 +259,8 @@ private:
     uint64_t flooded_ = 0;
     ParsedPacket scratch_{};
     std::array<ParsedPacket, kBatch> batch_{};
+    std::array<AckSegment, kBatch> batch_ack_{};  // valid where batch_is_ack_: batch_ is not parsed yet
+    std::array<bool, kBatch> batch_is_ack_{};
     std::array<std::optional<Reason>, kBatch> batch_bad_{};
     std::array<CtProbe, kBatch> batch_probe_{};
     std::array<Preclassified, kBatch> batch_pre_{};

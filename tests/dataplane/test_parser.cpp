@@ -10,6 +10,7 @@
 #include <random>
 #include <string>
 
+#include "dataplane/ack_segment_ref.hpp"
 #include "dataplane/fragments.hpp"
 #include "dataplane/frames.hpp"
 #include "dataplane/parser.hpp"
@@ -45,6 +46,13 @@ std::optional<Reason> parse_both(std::span<const uint8_t> frame, ParsedPacket& p
     ParsedPacket q;
     const auto g = detail::parse_frame_general(frame, q);
     if (r != g || !(p == q)) FAIL_CHECK("parse_frame() and its general path disagree");
+    // And the established fast path's parse, against what parse_frame() read.
+    AckSegment a;
+    const bool ack = parse_ack_segment(frame, a);
+    const auto want = expected_ack_segment(p, r);
+    if (ack != want.has_value() || (ack && !(a == *want)))
+        FAIL_CHECK("parse_ack_segment() " << (ack ? "accepts" : "refuses") << " a frame that parse_frame() reads as "
+                                          << (want ? "an ACK segment" : "something else") << (ack && want ? ", with other values" : ""));
     return r;
 }
 
@@ -795,6 +803,50 @@ TEST_CASE("parser: every field a frame does not carry is reset", "[parser]") {
     REQUIRE(parse_both(Bytes(10, 0), p) == Reason::truncated_ethernet);
     CHECK(p.kind == PacketKind::other);
     CHECK(p.arp_op == 0);
+}
+
+TEST_CASE("parser: the established fast path's AckSegment", "[parser]") {
+    // parse_both() checks every frame of these tests against the reference (ack_segment_ref.hpp); here,
+    // which frames it takes, and that an AckSegment written over another one keeps nothing of it.
+    AckSegment a;
+    const Bytes tagged_ack =
+        eth().vlan(10).ipv4(k4A, k4B).tcp(40000, 5432, {.seq = 7, .ack = 9, .flags = kTcpAck | kTcpPsh, .window = 512,
+                                                        .options = {1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2}})
+            .payload(30)
+            .bytes();
+    REQUIRE(parse_ack_segment(Bytes(v6().tcp(1, 2, {.flags = kTcpAck}).bytes()), a) == false);
+    REQUIRE(parse_ack_segment(tagged_ack, a));
+    CHECK(a.vlan == 10);
+    CHECK(a.src == k4A);
+    CHECK(a.dst == k4B);
+    CHECK(a.src_mac == kMacA);
+    CHECK(a.dst_mac == kMacB);
+    CHECK(a.sport == 40000);
+    CHECK(a.dport == 5432);
+    CHECK(a.tcp_seq == 7);
+    CHECK(a.tcp_ack == 9);
+    CHECK(a.tcp_window == 512);
+    CHECK(a.tcp_flags == (kTcpAck | kTcpPsh));
+    CHECK(a.payload_length == 30);
+    CHECK(a.l3_length == 20 + 32 + 30);
+    ParsedPacket p;
+    REQUIRE_FALSE(parse_both(tagged_ack, p));
+    REQUIRE(parse_ack_segment(v4().tcp(1, 2, {.flags = kTcpAck}).bytes(), a));  // untagged, over the tagged one
+    CHECK(a.vlan == 0);
+    CHECK(a.payload_length == 0);
+    const auto refused = [&](const char* what, const Bytes& frame) {
+        INFO(what);
+        CHECK_FALSE(parse_ack_segment(frame, a));
+        CHECK_FALSE(parse_both(frame, p));  // each of them parses: the fast path leaves it to the general one
+    };
+    refused("SYN", v4().tcp(1, 2, {.flags = kTcpSyn}).bytes());
+    refused("SYN-ACK", v4().tcp(1, 2, {.flags = kTcpSyn | kTcpAck}).bytes());
+    refused("FIN-ACK", v4().tcp(1, 2, {.flags = kTcpFin | kTcpAck}).bytes());
+    refused("RST-ACK", v4().tcp(1, 2, {.flags = kTcpRst | kTcpAck}).bytes());
+    refused("no ACK", v4().tcp(1, 2, {.flags = kTcpPsh}).bytes());
+    refused("IPv4 options", v4({.options = {1, 1, 1, 1}}).tcp(1, 2, {.flags = kTcpAck}).bytes());
+    refused("first fragment", v4({.mf = true}).tcp(1, 2, {.flags = kTcpAck}).bytes());
+    refused("UDP", v4().udp(1, 2).bytes());
 }
 
 TEST_CASE("parser: truncation at every byte of a valid frame is a drop, never an overread", "[parser]") {

@@ -35,6 +35,7 @@
 #include <span>
 #include <vector>
 
+#include "../dataplane/ack_segment_ref.hpp"
 #include "dataplane/conntrack.hpp"
 #include "dataplane/identity.hpp"
 #include "dataplane/parser.hpp"
@@ -121,6 +122,32 @@ void check_answers(std::span<const uint8_t> frame, const ParsedPacket& p) {
     }
 }
 
+// The established fast path's view of the frame (parse_ack_segment) against parse_frame()'s: accepted
+// exactly for the frames the reference says, with the same values, the same connection probe, and the
+// same SpoofGuard answer.
+void check_ack_segment(const World& w, std::span<const uint8_t> frame, const ParsedPacket& p,
+                       const std::optional<Reason>& bad, PortRole role) {
+    AckSegment a;
+    const bool ack = parse_ack_segment(frame, a);
+    const auto want = test::expected_ack_segment(p, bad);
+    FUZZ_CHECK(ack == want.has_value(), "parse_ack_segment() {} a frame parse_frame() reads as {}",
+               ack ? "accepts" : "refuses", want ? "an ACK segment" : "something else");
+    if (!ack) return;
+    FUZZ_CHECK(a == *want, "parse_ack_segment() reads other values than parse_frame()");
+    CtProbe k;
+    w.ct.probe(a, k);
+    const CtProbe q = w.ct.probe(p, p.vlan);
+    FUZZ_CHECK(k.shape == q.shape && k.kind == q.kind && k.segment == q.segment && k.key.key == q.key.key &&
+                   k.key.src_is_b == q.key.src_is_b && k.slots.first == q.slots.first &&
+                   k.slots.second == q.slots.second && k.slots.sig == q.slots.sig,
+               "the AckSegment's connection probe differs from the packet's");
+    if (role == PortRole::workload) {
+        uint32_t e1 = rules::kExternal, e2 = rules::kExternal;
+        const bool b1 = w.ids.bound_source(a, e1), b2 = w.ids.bound_source(p, e2);
+        FUZZ_CHECK(b1 == b2 && e1 == e2, "bound_source() answers the AckSegment otherwise than the packet");
+    }
+}
+
 // What one packet did in the connection table.
 struct Step {
     bool tracked = false;   // reached the connection table
@@ -136,6 +163,7 @@ Step track_one(World& w, std::span<const uint8_t> frame, PortRole role, uint64_t
     ParsedPacket general;
     const auto general_bad = detail::parse_frame_general(frame, general);
     FUZZ_CHECK(bad == general_bad && p == general, "parse_frame()'s shortcut and its general path disagree");
+    check_ack_segment(w, frame, p, bad, role);
     if (bad) return s;
     check_answers(frame, p);
     const SourceCheck src = w.ids.check_source(p, role);
