@@ -61,6 +61,7 @@
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "dataplane/conntrack.hpp"
 
@@ -86,8 +87,14 @@ inline constexpr uint8_t kTcpFinFlags =
 constexpr bool seq_lt(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) < 0; }
 constexpr bool seq_le(uint32_t a, uint32_t b) noexcept { return static_cast<int32_t>(a - b) <= 0; }
 
+// An AckSegment's only core flag is ACK by construction (parse_ack_segment): the flag tests below fold
+// away for it.
+template <class Segment>
+inline constexpr bool kAckOnly = std::is_same_v<Segment, AckSegment>;
+
 template <class Segment>
 inline uint32_t segment_end(const Segment& p) noexcept {
+    if constexpr (kAckOnly<Segment>) return p.tcp_seq + p.payload_length;
     return p.tcp_seq + p.payload_length + ((p.tcp_flags & kTcpSyn) ? 1u : 0u) + ((p.tcp_flags & kTcpFin) ? 1u : 0u);
 }
 
@@ -110,7 +117,7 @@ inline bool seq_in_window(const FlowEntry& e, const Segment& p, int s, int r) no
 
 template <class Segment>
 inline bool ack_in_window(const FlowEntry& e, const Segment& p, int s, int r) noexcept {
-    if ((p.tcp_flags & kTcpAck) == 0) return true;
+    if (!kAckOnly<Segment> && (p.tcp_flags & kTcpAck) == 0) return true;
     return seq_le(p.tcp_ack, e.tcp_end[r])                                          // III
            && seq_le(e.tcp_end[r] - (max_window(e, s) + kTcpAckSlack), p.tcp_ack);  // IV
 }
@@ -121,14 +128,14 @@ inline void advance(FlowEntry& e, const Segment& p, int s, int r) noexcept {
     const uint32_t end = segment_end(p);
     if (seq_lt(e.tcp_end[s], end)) e.tcp_end[s] = end;
     if (p.tcp_window > e.tcp_maxwin[s]) e.tcp_maxwin[s] = p.tcp_window;
-    if (p.tcp_flags & kTcpAck) {
+    if (kAckOnly<Segment> || (p.tcp_flags & kTcpAck)) {
         if (seq_lt(e.tcp_maxack[s], p.tcp_ack)) e.tcp_maxack[s] = p.tcp_ack;
         const uint32_t shifted = uint32_t{p.tcp_window} << e.tcp_wscale[s];
         const uint32_t right = p.tcp_ack + (shifted > 1 ? shifted : 1);
         if (seq_lt(e.tcp_maxend[r], right)) e.tcp_maxend[r] = right;
         if ((e.flags & tcp_fin_sent_flag(r)) && p.tcp_ack == e.tcp_end[r]) e.flags |= tcp_fin_acked_flag(r);
     }
-    if (p.tcp_flags & kTcpFin) e.flags |= tcp_fin_sent_flag(s);
+    if (!kAckOnly<Segment> && (p.tcp_flags & kTcpFin)) e.flags |= tcp_fin_sent_flag(s);
 }
 
 }  // namespace tcp_window

@@ -47,10 +47,18 @@ bool same_mac(const Mac& x, const Mac& y) noexcept {
     return ((x4 ^ y4) | static_cast<uint32_t>(x2 ^ y2)) == 0;
 }
 
+// vlan << 48 | the MAC's six bytes in order: two loads and byte swaps (a loop of six shifts was 18
+// instructions, on every workload packet whose endpoint has no bound MAC).
 uint64_t mac_key(uint16_t vlan, const Mac& mac) noexcept {
-    uint64_t k = vlan;
-    for (uint8_t b : mac) k = k << 8 | b;
-    return k;
+    uint32_t high;
+    uint16_t low;
+    std::memcpy(&high, mac.data(), 4);
+    std::memcpy(&low, mac.data() + 4, 2);
+    if constexpr (std::endian::native == std::endian::little) {
+        high = __builtin_bswap32(high);
+        low = __builtin_bswap16(low);
+    }
+    return uint64_t{vlan} << 48 | uint64_t{high} << 16 | low;
 }
 
 bool is_unspecified(const IpAddr& a) noexcept {

@@ -61,11 +61,14 @@ uint64_t Pipeline::flush_flows() noexcept {
 
 void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span<Verdict> out) noexcept {
     const size_t n = frames.size() < out.size() ? frames.size() : out.size();
+    // In locals: the parsers' byte stores could alias the vector's pointers, which would be reloaded.
+    const size_t port_count = ports_.size();
+    const PortConfig* const ports = ports_.data();
     for (size_t base = 0; base < n; base += kBatch) {
         const size_t m = n - base < kBatch ? n - base : kBatch;
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
-            const bool from_workload = f.port < ports_.size() && ports_[f.port].role != PortRole::uplink;
+            const bool from_workload = f.port < port_count && ports[f.port].role != PortRole::uplink;
             // The commonest frame, an ACK, is read into a small AckSegment; in full only if it needs more.
             batch_is_ack_[i] = parse_ack_segment(std::span<const uint8_t>(f.data, f.length), batch_ack_[i]);
             if (batch_is_ack_[i]) {
@@ -83,13 +86,16 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
             }
         }
         std::array<bool, kBatch> likely_new;
+        bool any_new = false;
         for (size_t i = 0; i < m; ++i) {  // a new connection's addresses are looked up when it is classified
             // (an ACK opens nothing: its entry is only prefetched)
+            batch_has_pre_[i] = false;
             likely_new[i] = !batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) && !batch_is_ack_[i] &&
                             batch_probe_[i].shape == CtShape::tracked;
             if (likely_new[i]) identity_->prefetch_ends(batch_[i]);
+            any_new |= likely_new[i];
         }
-        preclassify(frames.subspan(base, m), likely_new);
+        if (any_new) preclassify(frames.subspan(base, m), likely_new);
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
             if (batch_is_ack_[i]) {
@@ -132,7 +138,6 @@ void Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bo
     const IdentityTable& ids = *identity_;
     size_t n = 0;
     for (size_t i = 0; i < frames.size(); ++i) {
-        batch_has_pre_[i] = false;
         if (!likely_new[i] || frames[i].port >= ports_.size()) continue;
         const ParsedPacket& p = batch_[i];
         if (!ids.segment_known(p.vlan) || !ct_.opens_on_miss(p, batch_probe_[i])) continue;

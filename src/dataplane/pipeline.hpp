@@ -207,7 +207,8 @@ private:
     Verdict process_parsed(const FrameRef& frame, ParsedPacket& p, std::optional<Reason> bad, const CtProbe& k,
                            uint64_t now, const Preclassified* pre = nullptr) noexcept;
     // process()'s step between prefetching and deciding: fills batch_pre_ for the frames of the batch
-    // that `likely_new` marks and that may open a connection, and batch_has_pre_ for every frame.
+    // that `likely_new` marks and that may open a connection, and sets their batch_has_pre_ (which
+    // process() has cleared for every frame of the batch).
     void preclassify(std::span<const FrameRef> frames, const std::array<bool, kBatch>& likely_new) noexcept;
     // process()'s shortcut for an ACK of an established connection: true when it decided the frame
     // (into `out`) exactly as process_parsed() would; false when process_parsed() must, with nothing
