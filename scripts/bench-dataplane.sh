@@ -30,8 +30,9 @@ What the figures mean (tagwall-bench pipeline --help has the details):
   Mpps median  from the median 1024-packet segment of each timed pass: what the code costs when it
                has the core (a shared machine preempts long passes; short segments mostly escape it)
   Mpps wall    packets / seconds over all timed passes, preemption included
-  vs baseline  the scenario's median Mpps / the baseline's median Mpps (baseline = parse_frame() and
-               the wire peer only, same frames, same memory, same bursts of 32)
+  vs baseline  the scenario's median Mpps / the baseline's median Mpps (baseline = the worker's parse,
+               parse_ack_segment() or parse_frame(), and the wire peer only, same frames, same memory,
+               same bursts of 32)
   cycles       TSC cycles per packet (constant-rate TSC, not core clock cycles)
 Targets (one worker, 64-byte frames): established >= 15 Mpps, new-flow >= 4 Mpps on the 10k-rule
 policy, no memory growth holding 1M flows.
@@ -238,8 +239,8 @@ for name in ("baseline", "established", "new-flow", "memory"):
               f"{r['mpps']:.2f} | {r['cycles_per_packet_median']:.1f} | {r['cycles_per_packet']:.1f} | "
               f"{'1' if name == 'baseline' else ratio(r)} | {v['allow']} / {v['drop']} / {v['reject']} |")
 md += ["", "- **established**: every flow's handshake first (untimed), then one pure ACK each way per flow per pass, "
-       "shuffled across flows and directions; **baseline**: the same frames through `parse_frame()` and the wire "
-       "peer only; **new-flow**: every packet the SYN of a new connection, each pass into a fresh pipeline; "
+       "shuffled across flows and directions; **baseline**: the same frames through the worker's parse "
+       "(`parse_ack_segment()`, which takes these ACKs) and the wire peer only; **new-flow**: every packet the SYN of a new connection, each pass into a fresh pipeline; "
        f"**memory**: the ACKs of the {by['memory']['flows'] if 'memory' in by else '?'} held flows.",
        "- Mpps (median): from the median 1024-packet segment of each pass; Mpps (wall): packets / seconds over "
        "all passes.  vs baseline: median Mpps over the baseline's median Mpps.  Cycles: TSC cycles per packet."]

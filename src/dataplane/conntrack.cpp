@@ -2,6 +2,8 @@
 // echo / other pseudo-states and ICMP errors as `related`.  The design is in conntrack.hpp.
 #include "dataplane/conntrack.hpp"
 
+#include <cstring>
+
 #include <array>
 
 #include "dataplane/conntrack_tcp.hpp"
@@ -124,8 +126,15 @@ void ConnTrack::probe(const AckSegment& a, CtProbe& k) const noexcept {
     k.segment = a.vlan;
     k.shape = Shape::tracked;
     k.kind = L4Kind::tcp;
-    k.key = make_flow_key(a.vlan, a.src, a.dst, kProtoTcp, a.sport, a.dport);
-    k.slots = table_.slots_for(k.key.key);
+    uint32_t src4, dst4;
+    std::memcpy(&src4, a.src.bytes.data(), sizeof src4);
+    std::memcpy(&dst4, a.dst.bytes.data(), sizeof dst4);
+    const auto words = ipv4_key_words(a.vlan, src4, dst4, kProtoTcp, a.sport, a.dport, k.key.src_is_b);
+    // Word by word from registers: one 40-byte copy from a stack array would reread the words with
+    // 16-byte loads, which the 8-byte stores that made the array cannot forward to.
+    auto* key = reinterpret_cast<unsigned char*>(&k.key.key);  // trivially copyable, no padding
+    for (size_t i = 0; i < kFlowKeyWords; ++i) std::memcpy(key + i * sizeof(uint64_t), &words[i], sizeof(uint64_t));
+    k.slots = table_.slots_for_words(words);
 }
 
 L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {

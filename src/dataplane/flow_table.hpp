@@ -88,6 +88,27 @@ inline bool same_key(const FlowKey& x, const FlowKey& y) noexcept {
     return diff == 0;
 }
 
+// make_flow_key() for an IPv4 pair whose addresses are given as their four bytes in network order,
+// loaded as native 32-bit words: the same key (and `src_is_b`), as the five words it is hashed and
+// compared as.  The caller writes them with five aligned 8-byte stores and hashes the words it holds
+// (FlowTable::slots_for_words): a key built field by field and read back as words at once stalls on
+// store forwarding, a cost the established fast path paid on every packet.  Little-endian hosts.
+inline std::array<uint64_t, kFlowKeyWords> ipv4_key_words(uint16_t vlan, uint32_t src4, uint32_t dst4, uint8_t proto,
+                                                          uint16_t sport, uint16_t dport, bool& src_is_b) noexcept {
+    static_assert(std::endian::native == std::endian::little);
+    static_assert(offsetof(FlowKey, addr_b) == 16 && offsetof(FlowKey, port_a) == 32 &&
+                  offsetof(FlowKey, port_b) == 34 && offsetof(FlowKey, vlan) == 36 && offsetof(FlowKey, proto) == 38 &&
+                  offsetof(FlowKey, family) == 39);
+    // make_flow_key's order: the addresses' first words (an IPv4 address zero-extended; the second
+    // words are both zero), then the ports.
+    src_is_b = src4 != dst4 ? src4 > dst4 : sport > dport;
+    const uint32_t a = src_is_b ? dst4 : src4, b = src_is_b ? src4 : dst4;
+    const uint16_t port_a = src_is_b ? dport : sport, port_b = src_is_b ? sport : dport;
+    const uint64_t tail = uint64_t{port_a} | uint64_t{port_b} << 16 | uint64_t{vlan} << 32 | uint64_t{proto} << 48 |
+                          uint64_t{static_cast<uint8_t>(rules::Family::v4)} << 56;
+    return {a, 0, b, 0, tail};
+}
+
 // A key and the direction of the packet that built it.
 struct DirectedKey {
     FlowKey key;
@@ -259,6 +280,8 @@ public:
         uint32_t sig;          // nonzero
     };
     Slots slots_for(const FlowKey& key) const noexcept;
+    // The same from the key's five words (key_word(key, 0..4)), for a caller that holds them.
+    Slots slots_for_words(const std::array<uint64_t, kFlowKeyWords>& words) const noexcept;
 
     // --- the owning worker only: noexcept, no allocation ---
     // The live entry for `key`, or kNoFlow.  An expired match is freed and reported absent.
@@ -361,9 +384,15 @@ private:
 // --- the lookup path, inline: every packet takes it ---
 
 inline FlowTable::Slots FlowTable::slots_for(const FlowKey& key) const noexcept {
+    std::array<uint64_t, kFlowKeyWords> w;
+    for (size_t i = 0; i < kFlowKeyWords; ++i) w[i] = key_word(key, i);
+    return slots_for_words(w);
+}
+
+inline FlowTable::Slots FlowTable::slots_for_words(const std::array<uint64_t, kFlowKeyWords>& w) const noexcept {
     // Keyed multiply-xor over the five words, then murmur3's finalizer to spread the high bits down.
     uint64_t h = seed_;
-    for (size_t i = 0; i < kFlowKeyWords; ++i) h = (h ^ key_word(key, i)) * kGoldenRatio64;
+    for (size_t i = 0; i < kFlowKeyWords; ++i) h = (h ^ w[i]) * kGoldenRatio64;
     h = mix64(h);
     Slots s;
     s.sig = static_cast<uint32_t>(h >> 32);

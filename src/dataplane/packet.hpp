@@ -91,7 +91,10 @@ struct ParsedPacket {
 // ParsedPacket and written whole, so the fast path neither resets nor fills the rest; a frame the fast
 // path does not decide is parsed again, in full.
 struct AckSegment {
-    rules::IpAddr src, dst;  // IPv4
+    // IPv4, each written as two 8-byte words (parse_ack_segment) at an 8-byte boundary: the key and the
+    // identity hash read them back as words, which the store buffer then forwards whole.
+    alignas(8) rules::IpAddr src;
+    alignas(8) rules::IpAddr dst;
     Mac dst_mac{}, src_mac{};
     uint16_t vlan = 0;       // 0 when untagged
     uint16_t l3_length = 0;

@@ -36,6 +36,7 @@ struct L4Span {
 uint16_t load16(const uint8_t* p) noexcept;
 uint32_t load32(const uint8_t* p) noexcept;
 void set_ipv4(IpAddr& a, const uint8_t* p) noexcept;
+void set_ipv4_words(IpAddr& a, const uint8_t* p) noexcept;
 uint8_t find_window_scale(const uint8_t* p, size_t len) noexcept;
 bool parse_common(const uint8_t* f, size_t size, ParsedPacket& out) noexcept;
 std::optional<Reason> parse_general(std::span<const uint8_t> frame, ParsedPacket& out) noexcept;
@@ -74,11 +75,8 @@ bool parse_ack_segment(std::span<const uint8_t> frame, AckSegment& out) noexcept
     const size_t len = total - kIpv4MinHeader;  // the whole TCP header is inside `total`
     const size_t header = (size_t{p[12]} >> 4) * 4;
     if (header < kTcpMinHeader || header > len) return false;
-    // Whole addresses (the bytes past an IPv4 address are zero, as parse_frame() leaves them).
-    out.src = IpAddr{};
-    out.dst = IpAddr{};
-    set_ipv4(out.src, ip + 12);
-    set_ipv4(out.dst, ip + 16);
+    set_ipv4_words(out.src, ip + 12);
+    set_ipv4_words(out.dst, ip + 16);
     std::memcpy(out.dst_mac.data(), f, 6);
     std::memcpy(out.src_mac.data(), f + 6, 6);
     out.vlan = tagged ? load16(f + 14) & 0x0FFF : 0;
@@ -216,7 +214,26 @@ uint32_t load32(const uint8_t* p) noexcept {
 
 // Addresses are written in place (building an IpAddr on the stack and copying it costs a store-forwarding
 // stall per address); `a` is still as parse_frame() reset it: zero bytes, family v4.
-void set_ipv4(IpAddr& a, const uint8_t* p) noexcept { std::memcpy(a.bytes.data(), p, 4); }
+//
+// The address goes in as the whole first 8-byte word (bytes 4..7 zero, as they already are): the key and
+// the identity hash read the address back as 8-byte words, and a 4-byte store inside the reset's wider
+// one could not be forwarded to such a load (it would wait for both stores to reach the cache).
+void set_ipv4(IpAddr& a, const uint8_t* p) noexcept {
+    uint32_t v4;
+    std::memcpy(&v4, p, sizeof v4);
+    const uint64_t first = std::endian::native == std::endian::little ? uint64_t{v4} : uint64_t{v4} << 32;
+    std::memcpy(a.bytes.data(), &first, sizeof first);
+}
+
+// The whole IpAddr of the IPv4 address at p (the bytes past it zero, as parse_frame() leaves them) in
+// two 8-byte stores, which 8-byte loads of the address words read back from the store buffer (a 4-byte
+// store under a 16-byte one could not be forwarded to them).
+void set_ipv4_words(IpAddr& a, const uint8_t* p) noexcept {
+    set_ipv4(a, p);
+    const uint64_t second = 0;
+    std::memcpy(a.bytes.data() + 8, &second, sizeof second);
+    a.family = Family::v4;
+}
 
 void set_ipv6(IpAddr& a, const uint8_t* p) noexcept {
     a.family = Family::v6;

@@ -273,22 +273,27 @@ struct ForwardCounts {
     uint64_t forwarded[2] = {0, 0};  // per out port: where the wire sends it
 };
 
-// The baseline: parse_frame() and the wire peer, nothing else; same bursts as pipeline_pass.
+// The baseline: the worker's parse (parse_ack_segment() for the ACKs its fast path reads so, else
+// parse_frame()) and the wire peer, nothing else; same bursts as pipeline_pass.
 void forward_only_pass(FrameBuffer& frames, uint64_t packets, ForwardCounts& c, Segments* seg = nullptr) noexcept {
     static constexpr std::array<uint8_t, 2> kPeer{kUplinkPort, kWorkloadPort};
     std::array<Verdict, kPipelineBurst> out;
     dataplane::ParsedPacket scratch;
+    dataplane::AckSegment ack;
     const FrameRef* refs = frames.refs();
     size_t at = 0;
     for (uint64_t done = 0; done < packets;) {
         const size_t n = std::min({kPipelineBurst, static_cast<size_t>(packets - done), frames.size() - at});
         for (size_t i = 0; i < n; ++i) {
             const FrameRef& f = refs[at + i];
-            if (const auto bad = dataplane::parse_frame(std::span<const uint8_t>(f.data, f.length), scratch)) {
-                out[i] = {rules::Action::drop, *bad, -1, dataplane::kNoPort};
-                ++c.verdicts.drop;
-                ++c.reasons[static_cast<size_t>(*bad)];
-                continue;
+            const std::span<const uint8_t> bytes(f.data, f.length);
+            if (!dataplane::parse_ack_segment(bytes, ack)) {
+                if (const auto bad = dataplane::parse_frame(bytes, scratch)) {
+                    out[i] = {rules::Action::drop, *bad, -1, dataplane::kNoPort};
+                    ++c.verdicts.drop;
+                    ++c.reasons[static_cast<size_t>(*bad)];
+                    continue;
+                }
             }
             out[i] = {rules::Action::allow, dataplane::Reason::established, -1, kPeer[f.port & 1]};
             ++c.verdicts.allow;

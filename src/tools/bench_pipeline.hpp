@@ -22,8 +22,9 @@
 // shared machine, the "wall" figures from whole passes):
 //   established  N flows complete their handshakes (SYN, SYN-ACK, ACK; untimed), then each pass sends
 //                one pure ACK each way per flow, in an order shuffled across flows and directions
-//   baseline     the same frames, the same memory and bursts, through parse_frame() and the wire
-//                peer choice only: what any forwarding costs
+//   baseline     the same frames, the same memory and bursts, through the worker's parse (an ACK's
+//                parse_ack_segment(), else parse_frame()) and the wire peer choice only: what any
+//                forwarding costs
 //   new-flow     every packet a SYN of a new connection (distinct 5-tuples) into a fresh pipeline
 //   memory       M flows (default 1M) established and one pass of ACKs; the process RSS and the EAL
 //                heap are read after the pipeline's construction and after the traffic (the flow

@@ -329,9 +329,10 @@ client port.  Every flow is checked with the classifier before it is used, and e
 Scenarios:
   established  --flows N (default 100000) flows complete a TCP handshake (untimed), then each timed pass
                sends a pure ACK each way for every flow, shuffled across flows and directions
-  baseline     the same frames in the same memory and bursts through parse_frame() and the choice of
-               the wire peer only ("parse and forward"): the ratio scenario / baseline says what the
-               firewall costs on top of forwarding
+  baseline     the same frames in the same memory and bursts through the worker's parse (an ACK's
+               short parse_ack_segment(), anything else parse_frame()) and the choice of the wire peer
+               only ("parse and forward"): the ratio scenario / baseline says what the firewall costs
+               on top of forwarding
   new-flow     every packet the SYN of a new connection (--new-flows, else --packets, distinct 5-tuples;
                default 1000000), each pass into a fresh pipeline; with --flow-capacity below that, the
                full table evicts half-open entries (reported)

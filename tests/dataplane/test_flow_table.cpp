@@ -3,6 +3,8 @@
 // pseudo-states, ICMP errors as `related`, and memory that does not grow after construction.
 #include <catch2/catch.hpp>
 
+#include <cstring>
+#include <random>
 #include <set>
 #include <utility>
 #include <string>
@@ -78,6 +80,28 @@ TEST_CASE("flow keys are the same both ways and tell the direction", "[flows]") 
     const DirectedKey lo = make_flow_key(0, a, a, 17, 1000, 2000), hi = make_flow_key(0, a, a, 17, 2000, 1000);
     CHECK(lo.key == hi.key);
     CHECK(lo.src_is_b != hi.src_is_b);
+}
+
+TEST_CASE("the fast path's IPv4 key words are make_flow_key's key", "[flows]") {
+    // Random pairs, and pairs whose addresses are equal (the ports decide), both ways.
+    std::mt19937_64 rng(7);
+    const FlowTable table(FlowTableConfig{.capacity = 1024, .worker = 0, .seed = 99, .timeouts = {}});
+    for (int i = 0; i < 2000; ++i) {
+        const uint32_t s4 = static_cast<uint32_t>(rng()), d4 = i % 4 == 0 ? s4 : static_cast<uint32_t>(rng());
+        const auto sport = static_cast<uint16_t>(i % 8 == 0 ? 443 : rng()), dport = static_cast<uint16_t>(rng());
+        const auto vlan = static_cast<uint16_t>(rng() & 0xFFF);
+        IpAddr src, dst;
+        std::memcpy(src.bytes.data(), &s4, 4);
+        std::memcpy(dst.bytes.data(), &d4, 4);
+        const DirectedKey want = make_flow_key(vlan, src, dst, 6, sport, dport);
+        bool src_is_b = !want.src_is_b;
+        const auto words = ipv4_key_words(vlan, s4, d4, 6, sport, dport, src_is_b);
+        INFO("pair " << i);
+        CHECK(src_is_b == want.src_is_b);
+        for (size_t w = 0; w < kFlowKeyWords; ++w) CHECK(words[w] == key_word(want.key, w));
+        const FlowTable::Slots a = table.slots_for(want.key), b = table.slots_for_words(words);
+        CHECK((a.first == b.first && a.second == b.second && a.sig == b.sig));
+    }
 }
 
 TEST_CASE("echo keys keep the two ping directions apart, identifier 0 included", "[flows]") {
