@@ -116,22 +116,32 @@ void ConnTrack::probe(const ParsedPacket& p, uint16_t segment, CtProbe& k) const
     const Seen seen = shape_of(p);
     k.shape = seen.shape;
     k.kind = seen.kind;
-    if (seen.shape == Shape::tracked) {
-        k.key = key_of(p, segment, seen.kind);
-        k.slots = table_.slots_for(k.key.key);
+    if (seen.shape != Shape::tracked) return;
+    if (p.src.family == rules::Family::v4 && seen.kind != L4Kind::icmp) {
+        probe_ipv4(segment, p.src, p.dst, p.proto, p.sport, p.dport, k);
+        return;
     }
+    k.key = key_of(p, segment, seen.kind);
+    k.slots = table_.slots_for(k.key.key);
 }
 
 void ConnTrack::probe(const AckSegment& a, CtProbe& k) const noexcept {
     k.segment = a.vlan;
     k.shape = Shape::tracked;
     k.kind = L4Kind::tcp;
+    probe_ipv4(a.vlan, a.src, a.dst, kProtoTcp, a.sport, a.dport, k);
+}
+
+// make_flow_key() and slots_for() for an IPv4 pair, without a round trip through memory: the key is
+// built as the five words it is hashed as (ipv4_key_words), stored word by word from registers, and the
+// registers are hashed.  Storing a key field by field, or copying one from a stack array 16 bytes at a
+// time, and reading it back as 8-byte words stalls on store forwarding.
+void ConnTrack::probe_ipv4(uint16_t segment, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
+                           uint16_t sport, uint16_t dport, CtProbe& k) const noexcept {
     uint32_t src4, dst4;
-    std::memcpy(&src4, a.src.bytes.data(), sizeof src4);
-    std::memcpy(&dst4, a.dst.bytes.data(), sizeof dst4);
-    const auto words = ipv4_key_words(a.vlan, src4, dst4, kProtoTcp, a.sport, a.dport, k.key.src_is_b);
-    // Word by word from registers: one 40-byte copy from a stack array would reread the words with
-    // 16-byte loads, which the 8-byte stores that made the array cannot forward to.
+    std::memcpy(&src4, src.bytes.data(), sizeof src4);
+    std::memcpy(&dst4, dst.bytes.data(), sizeof dst4);
+    const auto words = ipv4_key_words(segment, src4, dst4, proto, sport, dport, k.key.src_is_b);
     auto* key = reinterpret_cast<unsigned char*>(&k.key.key);  // trivially copyable, no padding
     for (size_t i = 0; i < kFlowKeyWords; ++i) std::memcpy(key + i * sizeof(uint64_t), &words[i], sizeof(uint64_t));
     k.slots = table_.slots_for_words(words);

@@ -165,6 +165,14 @@ Step track_one(World& w, std::span<const uint8_t> frame, PortRole role, uint64_t
     FUZZ_CHECK(bad == general_bad && p == general, "parse_frame()'s shortcut and its general path disagree");
     check_ack_segment(w, frame, p, bad, role);
     if (bad) return s;
+    // The connection probe's key (built as words for IPv4) is make_flow_key's, in the same slots.
+    if (const CtProbe q = w.ct.probe(p, p.vlan); q.shape == CtShape::tracked && q.kind != L4Kind::icmp) {
+        const DirectedKey want = make_flow_key(p.vlan, p.src, p.dst, p.proto, p.sport, p.dport);
+        const FlowTable::Slots ws = w.ct.table().slots_for(want.key);
+        FUZZ_CHECK(q.key.key == want.key && q.key.src_is_b == want.src_is_b && q.slots.first == ws.first &&
+                       q.slots.second == ws.second && q.slots.sig == ws.sig,
+                   "the probe's key or slots are not make_flow_key's");
+    }
     check_answers(frame, p);
     const SourceCheck src = w.ids.check_source(p, role);
     check_identity(w, p, role, src);
