@@ -68,7 +68,7 @@ struct Seen {
     L4Kind kind;
 };
 
-Seen shape_of(const ParsedPacket& p) noexcept {
+[[gnu::always_inline]] inline Seen shape_of(const ParsedPacket& p) noexcept {
     if (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6) [[unlikely]]
         return {Shape::stateless, L4Kind::other};
     const L4Kind kind = l4_kind(p.proto, p.src.family);
@@ -102,6 +102,22 @@ CtResult untrackable(Shape shape) noexcept {
     return drop(Reason::related_no_flow);
 }
 
+// make_flow_key() and slots_for() for an IPv4 pair, without a round trip through memory: the key is
+// built as the five words it is hashed as (ipv4_key_words), stored word by word from registers, and the
+// registers are hashed.  Storing a key field by field, or copying one from a stack array 16 bytes at a
+// time, and reading it back as 8-byte words stalls on store forwarding.
+[[gnu::always_inline]] inline void probe_ipv4(const FlowTable& table, uint16_t segment, const rules::IpAddr& src,
+                                              const rules::IpAddr& dst, uint8_t proto, uint16_t sport, uint16_t dport,
+                                              CtProbe& k) noexcept {
+    uint32_t src4, dst4;
+    std::memcpy(&src4, src.bytes.data(), sizeof src4);
+    std::memcpy(&dst4, dst.bytes.data(), sizeof dst4);
+    const auto words = ipv4_key_words(segment, src4, dst4, proto, sport, dport, k.key.src_is_b);
+    auto* key = reinterpret_cast<unsigned char*>(&k.key.key);  // trivially copyable, no padding
+    for (size_t i = 0; i < kFlowKeyWords; ++i) std::memcpy(key + i * sizeof(uint64_t), &words[i], sizeof(uint64_t));
+    k.slots = table.slots_for_words(words);
+}
+
 template <class Segment>
 void refresh(FlowEntry& e, bool reply, const Segment& p, uint64_t now) noexcept {
     e.last_seen = now;
@@ -118,7 +134,7 @@ void ConnTrack::probe(const ParsedPacket& p, uint16_t segment, CtProbe& k) const
     k.kind = seen.kind;
     if (seen.shape != Shape::tracked) return;
     if (p.src.family == rules::Family::v4 && seen.kind != L4Kind::icmp) {
-        probe_ipv4(segment, p.src, p.dst, p.proto, p.sport, p.dport, k);
+        probe_ipv4(table_, segment, p.src, p.dst, p.proto, p.sport, p.dport, k);
         return;
     }
     k.key = key_of(p, segment, seen.kind);
@@ -129,23 +145,9 @@ void ConnTrack::probe(const AckSegment& a, CtProbe& k) const noexcept {
     k.segment = a.vlan;
     k.shape = Shape::tracked;
     k.kind = L4Kind::tcp;
-    probe_ipv4(a.vlan, a.src, a.dst, kProtoTcp, a.sport, a.dport, k);
+    probe_ipv4(table_, a.vlan, a.src, a.dst, kProtoTcp, a.sport, a.dport, k);
 }
 
-// make_flow_key() and slots_for() for an IPv4 pair, without a round trip through memory: the key is
-// built as the five words it is hashed as (ipv4_key_words), stored word by word from registers, and the
-// registers are hashed.  Storing a key field by field, or copying one from a stack array 16 bytes at a
-// time, and reading it back as 8-byte words stalls on store forwarding.
-void ConnTrack::probe_ipv4(uint16_t segment, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
-                           uint16_t sport, uint16_t dport, CtProbe& k) const noexcept {
-    uint32_t src4, dst4;
-    std::memcpy(&src4, src.bytes.data(), sizeof src4);
-    std::memcpy(&dst4, dst.bytes.data(), sizeof dst4);
-    const auto words = ipv4_key_words(segment, src4, dst4, proto, sport, dport, k.key.src_is_b);
-    auto* key = reinterpret_cast<unsigned char*>(&k.key.key);  // trivially copyable, no padding
-    for (size_t i = 0; i < kFlowKeyWords; ++i) std::memcpy(key + i * sizeof(uint64_t), &words[i], sizeof(uint64_t));
-    k.slots = table_.slots_for_words(words);
-}
 
 L4Kind l4_kind(uint8_t proto, rules::Family family) noexcept {
     switch (proto) {

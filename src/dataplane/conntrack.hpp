@@ -165,9 +165,6 @@ private:
                     uint64_t now) noexcept;
     CtResult related(const ParsedPacket& p, uint16_t segment, uint64_t now) noexcept;
     CtResult update(FlowHandle h, const ParsedPacket& p, L4Kind kind, bool src_is_b, uint64_t now) noexcept;
-    // probe()'s key and slots for an IPv4 pair (any protocol but ICMP echo, whose key is the echo id's).
-    void probe_ipv4(uint16_t segment, const rules::IpAddr& src, const rules::IpAddr& dst, uint8_t proto,
-                    uint16_t sport, uint16_t dport, CtProbe& k) const noexcept;
 
     FlowTable table_;
 };

@@ -48,6 +48,16 @@ std::optional<Reason> parse_frame(std::span<const uint8_t> frame, ParsedPacket& 
 // describes (packet.hpp); then parse_frame() accepts it too, and gives every field of `out` the same
 // value.  False, with `out` unspecified, for every other frame.
 bool parse_ack_segment(std::span<const uint8_t> frame, AckSegment& out) noexcept;
+// Whether `frame` may be one parse_ack_segment() takes, judged by its TCP flags alone (the byte where an
+// IPv4 header without options puts them, behind at most one VLAN tag): false means it is not one, so
+// that the worker sends a SYN straight to parse_frame() without a call.  True promises nothing.
+inline bool maybe_ack_segment(std::span<const uint8_t> frame) noexcept {
+    constexpr size_t kFlagsOffset = 14 + 20 + 13;  // Ethernet, IPv4 without options, TCP byte 13
+    const uint8_t* f = frame.data();
+    if (frame.size() < kFlagsOffset + 4 + 1) return false;  // (parse_ack_segment wants more anyway)
+    const bool tagged = (f[12] == 0x81 && f[13] == 0x00) || (f[12] == 0x88 && f[13] == 0xa8);
+    return (f[kFlagsOffset + (tagged ? 4 : 0)] & 0x17) == 0x10;  // of SYN, ACK, RST, FIN: ACK alone
+}
 
 namespace detail {
 // parse_frame() without its shortcut for the commonest frames (Ethernet, one optional 802.1Q tag, IPv4

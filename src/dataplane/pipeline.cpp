@@ -70,7 +70,8 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
             const FrameRef& f = frames[base + i];
             const bool from_workload = f.port < port_count && ports[f.port].role != PortRole::uplink;
             // The commonest frame, an ACK, is read into a small AckSegment; in full only if it needs more.
-            batch_is_ack_[i] = parse_ack_segment(std::span<const uint8_t>(f.data, f.length), batch_ack_[i]);
+            const std::span<const uint8_t> bytes(f.data, f.length);
+            batch_is_ack_[i] = maybe_ack_segment(bytes) && parse_ack_segment(bytes, batch_ack_[i]);
             if (batch_is_ack_[i]) {
                 batch_bad_[i].reset();
                 ct_.probe(batch_ack_[i], batch_probe_[i]);
@@ -78,7 +79,7 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
                 if (from_workload) identity_->prefetch_source(batch_ack_[i]);  // SpoofGuard's first read
                 continue;
             }
-            batch_bad_[i] = parse_frame(std::span<const uint8_t>(f.data, f.length), batch_[i]);
+            batch_bad_[i] = parse_frame(bytes, batch_[i]);
             if (!batch_bad_[i]) {
                 ct_.probe(batch_[i], batch_[i].vlan, batch_probe_[i]);
                 ct_.prefetch(batch_probe_[i], 0);
