@@ -222,19 +222,20 @@ json policy_show(CommandContext& ctx) {
 
 // The rule that allowed a connection: its id, or "#N (generation G)" for one allowed under an older
 // generation that has not sent a packet since (it is re-verified then), or "-".
-std::string flow_rule_label(const CommandContext& ctx, const dp::FlowEntry& e) {
+std::string flow_rule_label(const CommandContext& ctx, const dp::FlowEntry& e, const dp::FlowAttribution& a) {
     const auto& pol = ctx.appliance.policy();
-    if (e.rule_index < 0) return "-";
-    if (e.generation == pol.generation && static_cast<size_t>(e.rule_index) < pol.rules->rules().size())
-        return pol.rules->rules()[static_cast<size_t>(e.rule_index)].id;
-    return fmt::format("#{} (generation {})", e.rule_index, e.generation);
+    if (a.rule_index < 0) return "-";
+    if (e.generation == pol.generation && static_cast<size_t>(a.rule_index) < pol.rules->rules().size())
+        return pol.rules->rules()[static_cast<size_t>(a.rule_index)].id;
+    return fmt::format("#{} (generation {})", a.rule_index, e.generation);
 }
 
 // `k` is the entry's initiator_key().
 json flow_json(const CommandContext& ctx, const rules::RuleSet& rs, size_t worker, dp::FlowHandle h,
                const dp::FlowEntry& e, const rules::PacketKey& k, uint64_t now) {
     const bool ports = k.proto == 6 || k.proto == 17 || k.proto == 132;
-    const dp::FlowId id = ctx.appliance.pipeline(worker).conntrack().table().id(h);
+    const auto& table = ctx.appliance.pipeline(worker).conntrack().table();
+    const dp::FlowId id = table.id(h);
     return {{"worker", worker},
             {"id", fmt::format("{:x}", id.packed())},
             {"segment", segment_label(rs, k.vlan)},
@@ -242,7 +243,7 @@ json flow_json(const CommandContext& ctx, const rules::RuleSet& rs, size_t worke
             {"initiator", end_text(k.src, k.sport, ports)},
             {"responder", end_text(k.dst, k.dport, ports)},
             {"state", std::string(dp::to_string(e.state))},
-            {"rule", flow_rule_label(ctx, e)},
+            {"rule", flow_rule_label(ctx, e, table.attribution(h))},
             {"generation", e.generation},
             {"packets", {e.packets[0], e.packets[1]}},
             {"bytes", {e.bytes[0], e.bytes[1]}},
@@ -280,9 +281,9 @@ DryRun judge_live_connections(CommandContext& ctx, const rules::PolicyClassifier
         table.for_each([&](dp::FlowHandle h, const dp::FlowEntry& e) {
             if (table.expired(e, now)) return;
             ++out.checked;
-            if (e.generation == generation && e.rule_index >= 0 &&
-                static_cast<size_t>(e.rule_index) < now_rules.rules().size())
-                ++by_rule[now_rules.rules()[static_cast<size_t>(e.rule_index)].id].first;
+            const int32_t rule = table.attribution(h).rule_index;
+            if (e.generation == generation && rule >= 0 && static_cast<size_t>(rule) < now_rules.rules().size())
+                ++by_rule[now_rules.rules()[static_cast<size_t>(rule)].id].first;
             const rules::PacketKey k = dp::initiator_key(e);
             const rules::Decision d = next.classify(k);
             if (d.rule >= 0) ++by_rule[next_rules.rules()[static_cast<size_t>(d.rule)].id].second;
@@ -332,7 +333,7 @@ json handle_flows(CommandContext& ctx, const nlohmann::json& req) {
             const bool keep =
                 has("segment", [&](const std::string& v) { return segment_label(rs, k.vlan) == v; }) &&
                 has("proto", [&](const std::string& v) { return protocol_name(k.proto) == v; }) &&
-                has("rule", [&](const std::string& v) { return flow_rule_label(ctx, e) == v; }) &&
+                has("rule", [&](const std::string& v) { return flow_rule_label(ctx, e, table.attribution(h)) == v; }) &&
                 has("addr", [&](const std::string& v) { return k.src.str() == v || k.dst.str() == v; }) &&
                 has("port", [&](const std::string& v) {
                     return std::to_string(k.sport) == v || std::to_string(k.dport) == v;

@@ -180,22 +180,32 @@ bool ConnTrack::opens_on_miss(const ParsedPacket& p, const CtProbe& k) const noe
 }
 
 template <class Segment>
-FlowHandle ConnTrack::pass_established(const Segment& p, const CtProbe& k, uint32_t generation,
-                                       uint64_t now) noexcept {
+FlowHandle ConnTrack::established_entry(const Segment& p, const CtProbe& k, uint32_t generation, uint64_t now,
+                                        bool& reply) noexcept {
     if (k.shape != Shape::tracked || k.kind != L4Kind::tcp) return kNoFlow;
     if ((p.tcp_flags & tcp_window::kTcpCoreFlags) != kTcpAck) return kNoFlow;  // before the lookup: SYNs, FINs...
     const FlowHandle h = table_.lookup(k.key.key, k.slots, now);
     if (h == kNoFlow) return kNoFlow;
-    FlowEntry& e = table_.entry(h);
+    const FlowEntry& e = table_.entry(h);
     if (e.generation != generation || !tcp_is_established_ack(e, p)) return kNoFlow;
-    const bool reply = k.key.src_is_b != e.initiator_is_b();
-    // A segment outside the window is dropped without touching the entry: track() will find the same.
-    if (tcp_established_ack(e, p, reply).action != L4Action::pass) return kNoFlow;
-    refresh(e, reply, p, now);
+    reply = k.key.src_is_b != e.initiator_is_b();
     return h;
 }
-template FlowHandle ConnTrack::pass_established(const ParsedPacket&, const CtProbe&, uint32_t, uint64_t) noexcept;
-template FlowHandle ConnTrack::pass_established(const AckSegment&, const CtProbe&, uint32_t, uint64_t) noexcept;
+template FlowHandle ConnTrack::established_entry(const ParsedPacket&, const CtProbe&, uint32_t, uint64_t,
+                                                 bool&) noexcept;
+template FlowHandle ConnTrack::established_entry(const AckSegment&, const CtProbe&, uint32_t, uint64_t,
+                                                 bool&) noexcept;
+
+template <class Segment>
+bool ConnTrack::pass_established(FlowHandle h, const Segment& p, bool reply, uint64_t now) noexcept {
+    FlowEntry& e = table_.entry(h);
+    // A segment outside the window is dropped without touching the entry: track() will find the same.
+    if (tcp_established_ack(e, p, reply).action != L4Action::pass) return false;
+    refresh(e, reply, p, now);
+    return true;
+}
+template bool ConnTrack::pass_established(FlowHandle, const ParsedPacket&, bool, uint64_t) noexcept;
+template bool ConnTrack::pass_established(FlowHandle, const AckSegment&, bool, uint64_t) noexcept;
 
 CtResult ConnTrack::create(const ParsedPacket& p, const CtProbe& probe, const FlowOrigin& origin,
                            uint64_t now) noexcept {
@@ -229,9 +239,10 @@ CtResult ConnTrack::opened(InsertResult ins, const ParsedPacket& p, const CtProb
     if (ins.status == InsertStatus::full) return drop(Reason::flow_table_full);
     FlowEntry& e = table_.entry(ins.handle);
     e.flags = probe.key.src_is_b ? kFlowInitiatorIsB : 0;
-    e.rule_index = origin.rule_index;
     e.generation = origin.generation;
-    e.identity = {origin.src_identity, origin.dst_identity};
+    FlowAttribution& a = table_.attribution(ins.handle);
+    a.rule_index = origin.rule_index;
+    a.identity = {origin.src_identity, origin.dst_identity};
     tracker(probe.kind).open(e, p);
     refresh(e, false, p, now);
     return {CtAction::pass, Reason::rule, false, ins.handle};

@@ -135,15 +135,23 @@ public:
     // The probe of a frame parse_ack_segment() read into `a`: what the above makes, in segment a.vlan, of
     // the packet parse_frame() reads from the same frame.
     void probe(const AckSegment& a, CtProbe& out) const noexcept;
-    // The established fast path (Pipeline::process): a TCP segment with ACK and no SYN, FIN or RST, on a
-    // connection in ESTABLISHED allowed under `generation`, that fits the window.  Then it is tracked
-    // exactly as track() would (window advanced, timestamp and counters refreshed) and its entry is
-    // returned.  Otherwise kNoFlow, and nothing was changed beyond what track() itself does first (an
-    // expired entry found is freed): the caller then takes the general path, track(), which decides
-    // the packet the same way it would have without this call.
+    // The established fast path (Pipeline::process), in two steps, so that the caller can run
+    // SpoofGuard between them with the entry in hand:
+    //   established_entry(): a TCP segment with ACK and no SYN, FIN or RST, on a connection in
+    //     ESTABLISHED allowed under `generation`: its entry, and in `reply` whether it travels the
+    //     reply way.  Otherwise kNoFlow.
+    //   pass_established(): that segment, on the entry established_entry() gave, fits the window: it
+    //     is tracked exactly as track() would (window advanced, timestamp and counters refreshed), and
+    //     true.  Otherwise false.
+    // A kNoFlow or false changed nothing beyond what track() itself does first (an expired entry found
+    // is freed): the caller then takes the general path, track(), which decides the packet the same
+    // way it would have without these calls.
     // `Segment`: a ParsedPacket, or an AckSegment (the same decision from its fields).
     template <class Segment>
-    FlowHandle pass_established(const Segment& p, const CtProbe& k, uint32_t generation, uint64_t now) noexcept;
+    FlowHandle established_entry(const Segment& p, const CtProbe& k, uint32_t generation, uint64_t now,
+                                 bool& reply) noexcept;
+    template <class Segment>
+    bool pass_established(FlowHandle h, const Segment& p, bool reply, uint64_t now) noexcept;
     // Removes a connection (revoked by a new policy, `flows flush`).
     void close(FlowHandle h) noexcept { table_.erase(h); }
     // A later fragment `p` of a TCP segment that connection `h` passed in a first fragment reaches `end`

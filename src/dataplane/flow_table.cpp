@@ -73,6 +73,7 @@ FlowTable::FlowTable(const FlowTableConfig& config)
     bucket_bits_ = static_cast<unsigned>(std::countr_zero(buckets));
     buckets_ = make_huge_array<Bucket>(buckets);  // value-initialised: every slot empty
     entries_ = make_huge_array<FlowEntry>(capacity_);
+    attributions_ = make_huge_array<FlowAttribution>(capacity_);
     free_ = std::make_unique<FlowHandle[]>(capacity_);
     // Lowest indices on top, so a fresh table fills its pool in order.
     for (size_t i = 0; i < capacity_; ++i) free_[i] = static_cast<FlowHandle>(capacity_ - 1 - i);
@@ -80,7 +81,7 @@ FlowTable::FlowTable(const FlowTableConfig& config)
 }
 
 size_t FlowTable::memory_bytes() const noexcept {
-    return (bucket_mask_ + 1) * sizeof(Bucket) + capacity_ * (sizeof(FlowEntry) + sizeof(FlowHandle));
+    return (bucket_mask_ + 1) * sizeof(Bucket) + capacity_ * (sizeof(FlowEntry) + sizeof(FlowAttribution) + sizeof(FlowHandle));
 }
 
 // --- lookups ---
@@ -142,6 +143,7 @@ InsertResult FlowTable::insert_new(const FlowKey& key, const Slots& s, FlowState
 
     FlowEntry& e = entries_[h];
     e = FlowEntry{};
+    attributions_[h] = FlowAttribution{};
     e.key = key;
     e.last_seen = now;
     e.state = initial;

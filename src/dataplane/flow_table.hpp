@@ -21,7 +21,9 @@
 //     "A pings B" and "B pings A" with the same id apart (no echo-id-0 confusion, CVE-2024-6640).
 //     When both ends are identical (a LAND packet) every packet looks like the original direction.
 //   - Layout: entries are 128 bytes (two cache lines, static_assert below) in one pool indexed by a
-//     FlowHandle that stays valid while the entry lives.  The index is two-choice hashed: each key has
+//     FlowHandle that stays valid while the entry lives; they hold what a packet of the connection
+//     reads or writes, and nothing else (the rule and identities that allowed it are kept apart, in a
+//     FlowAttribution per entry).  The index is two-choice hashed: each key has
 //     two 64-byte buckets of 8 slots, a slot being a 32-bit signature and an entry index.  A lookup
 //     reads at most two bucket lines and compares full keys only on a signature match.  An insert goes
 //     to the key's first bucket while that has 3 free slots or more (so that a lookup mostly reads, and
@@ -177,11 +179,13 @@ struct alignas(64) FlowEntry {
     FlowKey key;
     uint64_t last_seen = 0;                      // `now` of the last packet passed
     std::array<uint64_t, 2> packets{};
-    // --- line 1 ---
+    // --- line 1: what an established packet reads and writes besides line 0 ---
     std::array<uint64_t, 2> bytes{};             // IP bytes (header included)
-    int32_t rule_index = -1;                     // the policy rule that allowed the connection
     uint32_t generation = 0;                     // the policy generation it was allowed (or re-verified) under
-    std::array<uint32_t, 2> identity{};          // identity classes of the initiator and the responder
+    // SpoofGuard's answer remembered (the established fast path, pipeline.hpp): the source MAC with
+    // which this direction's source address was found bound (IdentityTable::bound_source) under
+    // `generation`'s identity table; all zero: none yet.  Cleared whenever `generation` changes.
+    std::array<std::array<uint8_t, 6>, 2> source_mac{};
     // TCP tracking per direction, in the manner of pf / nf_conntrack (conntrack_tcp.hpp says how):
     std::array<uint32_t, 2> tcp_end{};           // highest sequence number sent + 1 (td_end)
     std::array<uint32_t, 2> tcp_maxend{};        // highest sequence number the peer let it send (td_maxend)
@@ -197,6 +201,16 @@ static_assert(sizeof(FlowEntry) == 128 && alignof(FlowEntry) == 64, "an entry is
 static_assert(offsetof(FlowEntry, packets) + sizeof(FlowEntry::packets) == 64,
               "key, timestamp and packet counters share the first line");
 static_assert(offsetof(FlowEntry, flags) == 127, "no padding anywhere in an entry");
+
+// What the policy said of a connection, kept beside its entry (FlowTable::attribution) rather than in
+// it: no packet of an established connection reads it, so it does not take room in the entry's two
+// lines.  Written when the connection opens and when it is re-verified.
+struct FlowAttribution {
+    int32_t rule_index = -1;             // the policy rule that allowed the connection
+    std::array<uint32_t, 2> identity{};  // identity classes of the initiator and the responder
+    uint32_t reserved = 0;
+};
+static_assert(sizeof(FlowAttribution) == 16);
 
 // A flow's name outside its worker (events, `tagwallctl flows`, requests sent to the worker through its
 // ring), in the manner of VPP's session ids: the owning worker, the slot, and the policy epoch (the
@@ -302,6 +316,7 @@ public:
     // expired entries among them; returns how many it freed.  Call once per poll iteration.
     size_t expire(uint64_t now, size_t max_slots) noexcept;
     FlowEntry& entry(FlowHandle h) noexcept { return entries_[h]; }
+    FlowAttribution& attribution(FlowHandle h) noexcept { return attributions_[h]; }
 
     // Burst prefetching (the worker looks a burst's keys up in two passes before deciding any packet,
     // so that each packet's cache misses overlap the others'): the key's first bucket, then the entry
@@ -315,17 +330,23 @@ public:
     bool prefetch_entry(const Slots& s) const noexcept;
     // The entries the next `n` inserts will take (the top of the free stack), for writing: a burst
     // that is about to open n connections overlaps their first writes too.
+    // (GCC may judge a function whose only effects are prefetches free of side effects and delete the
+    // call: with LTO it did to this one.  The empty volatile asm keeps the hints.)
     void prefetch_free(size_t n) const noexcept {
         for (size_t j = 0; j < n && j < free_top_; ++j) {
-            const auto* e = reinterpret_cast<const char*>(&entries_[free_[free_top_ - 1 - j]]);
+            const FlowHandle h = free_[free_top_ - 1 - j];
+            const auto* e = reinterpret_cast<const char*>(&entries_[h]);
             __builtin_prefetch(e, 1);
             __builtin_prefetch(e + 64, 1);
+            __builtin_prefetch(&attributions_[h], 1);
+            asm volatile("" : : "r"(e));
         }
     }
 
     // --- const: the owning worker, or any thread while the worker is stopped ---
     FlowHandle find(const FlowKey& key, uint64_t now) const noexcept;
     const FlowEntry& entry(FlowHandle h) const noexcept { return entries_[h]; }
+    const FlowAttribution& attribution(FlowHandle h) const noexcept { return attributions_[h]; }
     bool live(FlowHandle h) const noexcept { return h < capacity_ && entries_[h].state != FlowState::free; }
     bool expired(const FlowEntry& e, uint64_t now) const noexcept {
         return now > e.last_seen && now - e.last_seen >= timeout_[static_cast<size_t>(e.state)];
@@ -373,6 +394,7 @@ private:
     // Everything below is sized at construction and never grows.
     HugeArray<Bucket> buckets_;
     HugeArray<FlowEntry> entries_;
+    HugeArray<FlowAttribution> attributions_;  // per entry, reset when it is inserted
     std::unique_ptr<FlowHandle[]> free_;  // stack of free entry indices
     size_t free_top_ = 0;
     size_t live_ = 0;

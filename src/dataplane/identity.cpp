@@ -36,17 +36,6 @@ uint64_t hash_addr(const std::array<uint8_t, 16>& a, Family f) noexcept {
     return mix64(load64(a.data()) ^ mix64(load64(a.data() + 8) + static_cast<uint64_t>(f)));
 }
 
-// Two MACs compared as a 32- and a 16-bit word, without a call to memcmp.
-bool same_mac(const Mac& x, const Mac& y) noexcept {
-    uint32_t x4, y4;
-    uint16_t x2, y2;
-    std::memcpy(&x4, x.data(), 4);
-    std::memcpy(&y4, y.data(), 4);
-    std::memcpy(&x2, x.data() + 4, 2);
-    std::memcpy(&y2, y.data() + 4, 2);
-    return ((x4 ^ y4) | static_cast<uint32_t>(x2 ^ y2)) == 0;
-}
-
 // vlan << 48 | the MAC's six bytes in order: two loads and byte swaps (a loop of six shifts was 18
 // instructions, on every workload packet whose endpoint has no bound MAC).
 uint64_t mac_key(uint16_t vlan, const Mac& mac) noexcept {
@@ -247,7 +236,6 @@ void IdentityTable::prefetch_addr(const IpAddr& a) const noexcept {
 }
 
 void IdentityTable::prefetch_source(const ParsedPacket& p) const noexcept { prefetch_addr(p.src); }
-void IdentityTable::prefetch_source(const AckSegment& a) const noexcept { prefetch_addr(a.src); }
 
 void IdentityTable::prefetch_ends(const ParsedPacket& p) const noexcept {
     prefetch_addr(p.src);

@@ -86,10 +86,9 @@ public:
     // The same for the fast path's AckSegment (an IPv4 TCP segment: never ND): the answer bound_source()
     // gives for the packet parse_frame() reads from the same frame.
     bool bound_source(const AckSegment& a, uint32_t& endpoint) const noexcept;
-    // A hint for a burst (Pipeline::process): brings in the slot where bound_source() starts looking for
-    // `p`'s source address.
+    // A hint for a burst (Pipeline::process): brings in the slot where check_source() and
+    // bound_source() start looking for `p`'s source address.
     void prefetch_source(const ParsedPacket& p) const noexcept;
-    void prefetch_source(const AckSegment& a) const noexcept;
     // The same for both addresses, before a packet that opens a connection is classified (resolve()).
     void prefetch_ends(const ParsedPacket& p) const noexcept;
     // Identity of any address (destination, or a source on an uplink): same answer as RuleSet::resolve.

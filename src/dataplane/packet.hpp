@@ -8,12 +8,25 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 
 #include "rules/address.hpp"
 
 namespace tagwall::dataplane {
 
 using Mac = std::array<uint8_t, 6>;
+
+// Two MACs compared as a 32- and a 16-bit word, without a call to memcmp.
+inline bool same_mac(const Mac& x, const Mac& y) noexcept {
+    uint32_t x4, y4;
+    uint16_t x2, y2;
+    std::memcpy(&x4, x.data(), 4);
+    std::memcpy(&y4, y.data(), 4);
+    std::memcpy(&x2, x.data() + 4, 2);
+    std::memcpy(&y2, y.data() + 4, 2);
+    return ((x4 ^ y4) | static_cast<uint32_t>(x2 ^ y2)) == 0;
+}
+inline bool is_zero_mac(const Mac& m) noexcept { return same_mac(m, Mac{}); }
 
 enum class PacketKind : uint8_t { other, arp, ipv4, ipv6 };
 

@@ -68,6 +68,8 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
         const size_t m = n - base < kBatch ? n - base : kBatch;
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
+            // The frame a few ahead (its headers: the first line), as a worker prefetches fresh mbufs.
+            if (i + kFrameLead < m) __builtin_prefetch(frames[base + i + kFrameLead].data);
             const bool from_workload = f.port < port_count && ports[f.port].role != PortRole::uplink;
             // The commonest frame, an ACK, is read into a small AckSegment; in full only if it needs more.
             const std::span<const uint8_t> bytes(f.data, f.length);
@@ -76,7 +78,7 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
                 batch_bad_[i].reset();
                 ct_.probe(batch_ack_[i], batch_probe_[i]);
                 ct_.prefetch(batch_probe_[i], 0);
-                if (from_workload) identity_->prefetch_source(batch_ack_[i]);  // SpoofGuard's first read
+                // (no SpoofGuard prefetch: its answer is mostly remembered in the connection's entry)
                 continue;
             }
             batch_bad_[i] = parse_frame(bytes, batch_[i]);
@@ -91,14 +93,19 @@ void Pipeline::process(std::span<const FrameRef> frames, uint64_t now, std::span
         for (size_t i = 0; i < m; ++i) {  // a new connection's addresses are looked up when it is classified
             // (an ACK opens nothing: its entry is only prefetched)
             batch_has_pre_[i] = false;
-            likely_new[i] = !batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) && !batch_is_ack_[i] &&
+            // An ACK's entry is prefetched later, a few frames before it is decided (below): here
+            // its bucket may not have arrived yet, and the line fill buffers are busy enough.
+            likely_new[i] = !batch_is_ack_[i] && !batch_bad_[i] && !ct_.prefetch(batch_probe_[i], 1) &&
                             batch_probe_[i].shape == CtShape::tracked;
             if (likely_new[i]) identity_->prefetch_ends(batch_[i]);
             any_new |= likely_new[i];
         }
         if (any_new) preclassify(frames.subspan(base, m), likely_new);
+        for (size_t i = 0; i < m && i < kAckLead; ++i)
+            if (batch_is_ack_[i]) ct_.prefetch(batch_probe_[i], 1);
         for (size_t i = 0; i < m; ++i) {
             const FrameRef& f = frames[base + i];
+            if (i + kAckLead < m && batch_is_ack_[i + kAckLead]) ct_.prefetch(batch_probe_[i + kAckLead], 1);
             if (batch_is_ack_[i]) {
                 if (fast_established(f, batch_ack_[i], batch_probe_[i], now, out[base + i])) continue;
                 // Not the fast path's (no entry, another state, out of the window ...): parsed in full,
@@ -174,7 +181,11 @@ void Pipeline::expire(uint64_t now) noexcept {
     frags_.expire(now, expire_budget_);
 }
 
-Verdict Pipeline::finish(Verdict v, uint8_t in_port, const ParsedPacket* p) noexcept {
+Verdict Pipeline::finish(const Verdict& decided, uint8_t in_port, const ParsedPacket* p) noexcept {
+    // Field by field, not copied whole: `decided` was mostly just written field by field, and a wide
+    // load of narrower stores cannot be forwarded (it waits for every older store to reach the cache,
+    // those of a new connection's entry included).
+    Verdict v{decided.action, decided.reason, decided.rule, kNoPort};
     ++reasons_[static_cast<size_t>(v.reason)];
     if (v.rule >= 0 && static_cast<size_t>(v.rule) < rule_count_) {
         RuleCounter& c = rule_counters_[static_cast<size_t>(v.rule)];
@@ -270,10 +281,10 @@ size_t Pipeline::revoke_peer_rst(const FrameRef& f, uint64_t now, std::span<uint
 }
 
 template <class Frame>
-void Pipeline::learn(const Frame& p, const SourceCheck& src, uint8_t in_port) noexcept {
+void Pipeline::learn(const Frame& p, bool attributed, uint8_t in_port) noexcept {
     if (is_group_mac(p.src_mac)) return;
     if (ports_[in_port].role == PortRole::workload) {
-        if (src.identity.endpoint != rules::kExternal) macs_.learn(p.vlan, p.src_mac, in_port, now_);
+        if (attributed) macs_.learn(p.vlan, p.src_mac, in_port, now_);
     } else if (identity_->endpoint_by_mac(p.vlan, p.src_mac) == rules::kExternal) {
         macs_.learn(p.vlan, p.src_mac, in_port, now_);
     }
@@ -314,14 +325,28 @@ bool Pipeline::fast_established(const FrameRef& f, const Segment& p, const CtPro
     if (f.port >= ports_.size()) return false;
     const IdentityTable& ids = *identity_;
     if (!ids.segment_known(p.vlan)) return false;
-    SourceCheck src;
-    src.ok = true;
-    if (ports_[f.port].role != PortRole::uplink && !ids.bound_source(p, src.identity.endpoint)) return false;
-    if (ct_.pass_established(p, k, generation_, now) == kNoFlow) return false;
+    bool reply = false;
+    const FlowHandle h = ct_.established_entry(p, k, generation_, now, reply);
+    if (h == kNoFlow) return false;
+    // SpoofGuard, before the connection is tracked: off an uplink the source must be bound.  The entry
+    // remembers the MAC this direction's source was last found bound with under its generation (which
+    // is ours, and names one identity table): the same MAC from the same address (the key's) in the
+    // same segment (the key's) gets the same answer, so the table is read again only for another MAC.
+    Mac& known = ct_.table().entry(h).source_mac[reply];
+    bool remember = false;
+    if (ports_[f.port].role != PortRole::uplink && !(same_mac(known, p.src_mac) && !is_zero_mac(known))) {
+        uint32_t endpoint;
+        if (!ids.bound_source(p, endpoint)) return false;
+        remember = true;
+    }
+    if (!ct_.pass_established(h, p, reply, now)) return false;
+    if (remember) known = p.src_mac;
     // What process_parsed() and finish() count for an established allow (no rule counter, no event).
+    // (learn: off an uplink the source was found bound, so the frame is attributed to its endpoint;
+    // on an uplink `attributed` is not asked.)
     now_ = now;
     ++port_counters_[f.port].rx;
-    if (l2_switch_) learn(p, src, f.port);
+    if (l2_switch_) learn(p, true, f.port);
     ++reasons_[static_cast<size_t>(Reason::established)];
     ++verdicts_.allow;
     const uint8_t to = forward_port(p, f.port, now);
@@ -356,7 +381,7 @@ Verdict Pipeline::process_parsed(const FrameRef& f, ParsedPacket& p, std::option
         src = ids.check_source(p, role);
         if (!src.ok) return finish({kDrop, src.reason}, f.port, &p);
     }
-    if (l2_switch_) learn(p, src, f.port);
+    if (l2_switch_) learn(p, src.identity.endpoint != rules::kExternal, f.port);
     if (p.kind == PacketKind::arp || p.nd || src.infrastructure_only)
         return finish({rules::Action::allow, Reason::arp_nd}, f.port, &p);
     if (p.kind != PacketKind::ipv4 && p.kind != PacketKind::ipv6)
@@ -447,9 +472,11 @@ Verdict Pipeline::reverify(const CtResult& r) noexcept {
     const rules::Identity dst = identity_->resolve(key.dst);
     const rules::Decision d = classifier_->classify(key, src, dst);
     if (d.action == rules::Action::allow) {
-        e.rule_index = d.rule;
+        FlowAttribution& a = ct_.table().attribution(r.handle);
+        a.rule_index = d.rule;
+        a.identity = {src.identity_class, dst.identity_class};
         e.generation = generation_;
-        e.identity = {src.identity_class, dst.identity_class};
+        e.source_mac = {};  // SpoofGuard's answers were the old generation's identity table's
         return {rules::Action::allow, r.reason};
     }
     ct_.close(r.handle);

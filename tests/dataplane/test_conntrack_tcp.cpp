@@ -436,10 +436,11 @@ TEST_CASE("TCP tracking: established state, assured flag and counters", "[tcp]")
     const FlowEntry& e = ct.table().entry(opened.handle);
     CHECK(e.initiator_is_b());
     CHECK((e.flags & kFlowAssured) == 0);
-    CHECK(e.rule_index == 4);
+    const FlowAttribution& a = ct.table().attribution(opened.handle);
+    CHECK(a.rule_index == 4);
     CHECK(e.generation == 9);
-    CHECK(e.identity[0] == 100);
-    CHECK(e.identity[1] == 200);
+    CHECK(a.identity[0] == 100);
+    CHECK(a.identity[1] == 200);
     REQUIRE(ct.track(tcp(s, 443, c, 40000, "S.", 500, 101, kW), 0, 20).reply);
     CHECK((e.flags & kFlowSeenReply) != 0);
     CHECK((e.flags & kFlowAssured) == 0);
@@ -476,7 +477,7 @@ TEST_CASE("TCP tracking: a SYN after TIME_WAIT opened by create() in the same bu
     CHECK(r.reason == Reason::rule);
     const FlowEntry& e = ct.table().entry(r.handle);
     CHECK(e.state == FlowState::tcp_syn_sent);
-    CHECK(e.rule_index == 5);
+    CHECK(ct.table().attribution(r.handle).rule_index == 5);
     CHECK(e.generation == 9);
     CHECK(ct.table().size() == 1);
 }

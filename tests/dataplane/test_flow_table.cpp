@@ -119,11 +119,32 @@ TEST_CASE("echo keys keep the two ping directions apart, identifier 0 included",
 
 // --- the table itself ---
 
+TEST_CASE("flow table: an entry and its attribution start afresh when a slot is reused", "[flows]") {
+    FlowTable t(FlowTableConfig{.capacity = 4, .seed = 1});
+    const FlowKey k1 = make_flow_key(0, host(1), host(2), 6, 1000, 80).key;
+    const FlowKey k2 = make_flow_key(0, host(3), host(4), 6, 1000, 80).key;
+    const InsertResult r1 = t.lookup_or_insert(k1, FlowState::tcp_syn_sent, 1);
+    REQUIRE(r1.status == InsertStatus::inserted);
+    CHECK(t.attribution(r1.handle).rule_index == -1);
+    t.attribution(r1.handle) = FlowAttribution{.rule_index = 7, .identity = {1, 2}};
+    t.entry(r1.handle).generation = 3;
+    t.entry(r1.handle).source_mac[1] = {2, 0, 0, 0, 0, 9};
+    t.erase(r1.handle);
+    const InsertResult r2 = t.lookup_or_insert(k2, FlowState::tcp_syn_sent, 2);
+    REQUIRE(r2.status == InsertStatus::inserted);
+    REQUIRE(r2.handle == r1.handle);  // the free stack gives the slot back first
+    CHECK(t.attribution(r2.handle).rule_index == -1);
+    CHECK(t.attribution(r2.handle).identity == std::array<uint32_t, 2>{0, 0});
+    CHECK(t.entry(r2.handle).generation == 0);
+    CHECK(is_zero_mac(t.entry(r2.handle).source_mac[0]));
+    CHECK(is_zero_mac(t.entry(r2.handle).source_mac[1]));
+}
+
 TEST_CASE("flow table: insert, look up, erase; handles stay put", "[flows]") {
     FlowTable t(FlowTableConfig{.capacity = 1000, .worker = 3, .seed = 1});
     CHECK(t.capacity() == 1000);
     CHECK(t.bucket_count() * FlowTable::kBucketSlots >= 1250);
-    CHECK(t.memory_bytes() == t.bucket_count() * 64 + 1000 * (128 + 4));
+    CHECK(t.memory_bytes() == t.bucket_count() * 64 + 1000 * (128 + 16 + 4));  // entry, attribution, free stack
     std::vector<FlowKey> keys;
     std::vector<FlowHandle> handles;
     for (uint32_t i = 0; i < 1000; ++i) {

@@ -400,6 +400,62 @@ TEST_CASE("pipeline: the established shortcut decides as the general path", "[pi
     CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 1);
 }
 
+// The shortcut remembers in the connection's entry the MAC each direction's source was found bound with
+// (FlowEntry::source_mac) and reads the identity table again only for another MAC or under a new
+// generation: a spoofed MAC after the answer was remembered is still refused, and an identity table
+// that binds the endpoint to another MAC is obeyed from its first packet, on both paths alike.
+TEST_CASE("pipeline: the shortcut's remembered SpoofGuard answer", "[pipeline]") {
+    Fixture a, b;
+    const auto kOtherMac = mac("02:aa:bb:cc:dd:ee"), kNewMac = mac("52:54:00:00:10:12");
+    auto out = [](const Mac& from, uint32_t seq, uint32_t ack, uint8_t flags) {
+        return std::pair{Frame().eth(from, kRouterMac).ipv4(kWeb, kServer)
+                             .tcp(40000, 443, {.seq = seq, .ack = ack, .flags = flags}).bytes(),
+                         kWorkload};
+    };
+    auto in = [](uint32_t seq, uint32_t ack, uint8_t flags) {
+        return std::pair{Frame().eth(kRouterMac, kWebMac).ipv4(kServer, kWeb)
+                             .tcp(443, 40000, {.seq = seq, .ack = ack, .flags = flags}).bytes(),
+                         kUplink};
+    };
+    decide_both_ways(a, b, {out(kWebMac, 1000, 0, kTcpSyn), in(5000, 1001, kTcpSyn | kTcpAck),
+                            out(kWebMac, 1001, 5001, kTcpAck)});
+    const FlowTable& table = a.pipe->conntrack().table();
+    REQUIRE(table.size() == 1);
+    FlowHandle h = kNoFlow;
+    table.for_each([&](FlowHandle x, const FlowEntry&) { h = x; });
+    const FlowEntry& e = table.entry(h);
+    CHECK(is_zero_mac(e.source_mac[0]));  // the handshake went the general way
+
+    decide_both_ways(a, b, {out(kWebMac, 1001, 5001, kTcpAck), in(5001, 1001, kTcpAck)});
+    CHECK(same_mac(e.source_mac[0], kWebMac));  // web-1 opened the connection: direction 0
+    CHECK(is_zero_mac(e.source_mac[1]));        // from the uplink: SpoofGuard asks nothing
+    decide_both_ways(a, b, {out(kOtherMac, 1001, 5001, kTcpAck), out(kWebMac, 1001, 5001, kTcpAck),
+                            out(kOtherMac, 1001, 5001, kTcpAck), in(5001, 1001, kTcpAck)});
+    CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 2);
+    CHECK(same_mac(e.source_mac[0], kWebMac));  // a refused MAC is not remembered
+
+    // Generation 8 binds web-1 to another MAC: the remembered one is the old table's answer.
+    std::string text = kPolicy;
+    const std::string old_mac = "52:54:00:00:10:11";
+    text.replace(text.find(old_mac), old_mac.size(), "52:54:00:00:10:12");
+    auto loaded = tagwall::rules::load_policy_text(text, "t2.yaml");
+    REQUIRE(loaded.policy);
+    const auto rs = RuleSet::compile(*loaded.policy);
+    for (Fixture* t : {&a, &b})
+        t->pipe->set_policy(std::make_shared<const IdentityTable>(*rs),
+                            std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"), 8);
+    decide_both_ways(a, b, {out(kWebMac, 1001, 5001, kTcpAck)});
+    CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 3);
+    decide_both_ways(a, b, {out(kNewMac, 1001, 5001, kTcpAck)});  // re-verified: the answers forgotten
+    CHECK(e.generation == 8);
+    CHECK(is_zero_mac(e.source_mac[0]));
+    decide_both_ways(a, b, {out(kWebMac, 1001, 5001, kTcpAck), out(kNewMac, 1001, 5001, kTcpAck),
+                            in(5001, 1001, kTcpAck), out(kWebMac, 1001, 5001, kTcpAck)});
+    CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 5);
+    CHECK(same_mac(e.source_mac[0], kNewMac));
+    CHECK(a.pipe->reason_count(Reason::established) == b.pipe->reason_count(Reason::established));
+}
+
 // process() resolves both ends of the packets of a batch that probably open connections and asks the
 // policy for all of them at once (Pipeline::preclassify); decide() takes that answer only where its own
 // engine key agrees.  A burst of everything that may or may not open a connection must be decided as

@@ -295,7 +295,7 @@ TEST_CASE("re-verification: a connection still allowed takes the new rule and ge
     CHECK(v.reason == Reason::established);
     const FlowEntry& e = s.pipe->conntrack().table().entry(0);
     CHECK(e.generation == 3);
-    CHECK(e.rule_index == 1);  // web-db-2
+    CHECK(s.pipe->conntrack().table().attribution(0).rule_index == 1);  // web-db-2
     CHECK(s.pipe->revoked() == 0);
     // UDP and ICMP-free flows re-verify from their original direction too: the DNS flow of v1 is
     // revoked under v3 (no dns rule), even when its reply comes first
