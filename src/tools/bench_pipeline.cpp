@@ -274,7 +274,8 @@ struct ForwardCounts {
 };
 
 // The baseline: the worker's parse (parse_ack_segment() for the ACKs its fast path reads so, else
-// parse_frame()) and the wire peer, nothing else; same bursts as pipeline_pass.
+// parse_frame(), prefetching the headers Pipeline::kFrameLead frames ahead as process() does) and the
+// wire peer, nothing else; same bursts as pipeline_pass.
 void forward_only_pass(FrameBuffer& frames, uint64_t packets, ForwardCounts& c, Segments* seg = nullptr) noexcept {
     static constexpr std::array<uint8_t, 2> kPeer{kUplinkPort, kWorkloadPort};
     std::array<Verdict, kPipelineBurst> out;
@@ -286,6 +287,7 @@ void forward_only_pass(FrameBuffer& frames, uint64_t packets, ForwardCounts& c, 
         const size_t n = std::min({kPipelineBurst, static_cast<size_t>(packets - done), frames.size() - at});
         for (size_t i = 0; i < n; ++i) {
             const FrameRef& f = refs[at + i];
+            if (i + Pipeline::kFrameLead < n) __builtin_prefetch(refs[at + i + Pipeline::kFrameLead].data);
             const std::span<const uint8_t> bytes(f.data, f.length);
             if (!dataplane::parse_ack_segment(bytes, ack)) {
                 if (const auto bad = dataplane::parse_frame(bytes, scratch)) {
