@@ -1,6 +1,7 @@
 // The per-packet pipeline of one worker: see pipeline.hpp for the steps and the contract.
 #include "dataplane/pipeline.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <type_traits>
 #include <utility>
@@ -21,7 +22,8 @@ Pipeline::Pipeline(std::shared_ptr<const IdentityTable> identity,
       limiter_(config.reject_rate, config.reject_burst),
       l2_switch_(config.l2_switch),
       events_(config.events),
-      expire_budget_(config.expire_budget) {
+      expire_budget_(config.expire_budget),
+      flow_sweep_ns_(std::clamp<uint64_t>(config.flow_sweep_ns, 1, kMaxFlowSweepNs)) {
     if (ports_.empty() || ports_.size() > kMaxPorts)
         throw std::invalid_argument("pipeline: between 1 and 64 ports");
     for (const PortConfig& p : ports_)
@@ -177,7 +179,16 @@ void Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bo
 }
 
 void Pipeline::expire(uint64_t now) noexcept {
-    ct_.expire(now, expire_budget_);
+    // Slots accrue at capacity per flow_sweep_ns of `now` (an elapsed time above one period counts as
+    // one: the product stays below 2^58), are spent expire_budget at most per call, and at most one
+    // sweep is owed.  A clock that goes back accrues nothing.
+    const uint64_t capacity = ct_.table().capacity();
+    const uint64_t elapsed = now > last_expire_ ? std::min(now - last_expire_, flow_sweep_ns_) : 0;
+    last_expire_ = std::max(now, last_expire_);
+    sweep_credit_ = std::min(sweep_credit_ + elapsed * capacity, capacity * flow_sweep_ns_);
+    const uint64_t slots = std::min<uint64_t>(expire_budget_, sweep_credit_ / flow_sweep_ns_);
+    sweep_credit_ -= slots * flow_sweep_ns_;
+    if (slots != 0) ct_.expire(now, static_cast<size_t>(slots));
     frags_.expire(now, expire_budget_);
 }
 

@@ -128,8 +128,13 @@ struct VerdictCounters {
 struct PipelineConfig {
     FlowTableConfig flows{};
     FragmentConfig fragments{};
-    size_t expire_budget = 16;  // flow and fragment slots aged per process() call (a burst): a 1M-entry
-                                // table is swept in ~2 s at 1 Mpps; lookups free expired entries too
+    size_t expire_budget = 16;  // flow and fragment slots aged per expire() call (once per process() call,
+                                // a burst), at most ...
+    uint64_t flow_sweep_ns = 1'000'000'000;  // ... and flow slots only as many as sweep the whole flow
+                                // table once per this period of `now`: aging is paced by time, not by the
+                                // packet rate (at 15 Mpps, 16 slots a burst read a line per packet).
+                                // Lookups free expired entries too, and eviction takes them first.
+                                // Taken between 1 ns and Pipeline::kMaxFlowSweepNs (~17 s).
     bool l2_switch = false;     // forwarding: switch (MAC table) instead of wire (port peers)
     MacTableConfig macs{};
     uint32_t reject_rate = 1000;  // reject answers per second per worker, on average
@@ -143,6 +148,7 @@ public:
     static constexpr size_t kBatch = 32;  // process() parses and prefetches this many frames ahead
     static constexpr size_t kFrameLead = 4;  // parsing frame i, it prefetches frame i + 4's headers
     static constexpr size_t kAckLead = 10;   // deciding frame i, the entry of an ACK at i + 10
+    static constexpr uint64_t kMaxFlowSweepNs = uint64_t{1} << 34;  // (x capacity <= 2^62: no overflow)
 
     // --- control side: allocates; throws std::invalid_argument on a bad port list ---
     Pipeline(std::shared_ptr<const IdentityTable> identity, std::shared_ptr<const rules::PolicyClassifier> classifier,
@@ -169,7 +175,8 @@ public:
     // One frame, without the housekeeping: a caller that gives each frame its own `now` (replay: the
     // pcap timestamp) calls this per frame and expire() once per burst, as process() does.
     Verdict process_one(const FrameRef& frame, uint64_t now) noexcept;
-    // Ages a few flow and fragment slots (PipelineConfig::expire_budget of each).
+    // Ages a few flow and fragment slots (PipelineConfig::expire_budget of each; flow slots paced by
+    // PipelineConfig::flow_sweep_ns).
     void expire(uint64_t now) noexcept;
     // The answer to a frame this pipeline rejected (TCP RST or ICMP/ICMPv6 unreachable, reject.hpp),
     // built into `out`; 0 when none may be sent or the rate limit refuses (counted as
@@ -267,6 +274,9 @@ private:
     RuleCounter* rule_counters_ = nullptr;
     size_t rule_count_ = 0;
     size_t expire_budget_ = 16;
+    uint64_t flow_sweep_ns_ = 0;
+    uint64_t sweep_credit_ = 0;       // flow slots owed to aging, times flow_sweep_ns_
+    uint64_t last_expire_ = 0;        // `now` of the last expire()
     uint64_t now_ = 0;                // of the frame being processed
     uint64_t flooded_ = 0;
     ParsedPacket scratch_{};

@@ -511,3 +511,44 @@ TEST_CASE("pipeline: a burst's new connections are decided as one by one", "[pip
     decide_both_ways(a, b, twice);
     decide_both_ways(a, b, {out(40008, 443, kTcpSyn), out(40008, 443, kTcpRst, 1001), out(40008, 443, kTcpSyn, 9000)});
 }
+
+// Aging is paced by time (PipelineConfig::flow_sweep_ns), not by how often expire() is called: here
+// the whole 1024-slot table once per 16 s, at most 16 slots a call.  512 half-open connections (SYN_SENT:
+// 120 s) are opened; a full sweep owed while they are alive frees none; 1.1 s after they expired only
+// ~70 slots may have been looked at however often expire() runs; 16 s later every one is gone.
+TEST_CASE("pipeline: flow aging is paced by time", "[pipeline]") {
+    auto loaded = tagwall::rules::load_policy_text(kPolicy, "t.yaml");
+    REQUIRE(loaded.policy);
+    const auto rs = RuleSet::compile(*loaded.policy);
+    PipelineConfig cfg;
+    cfg.flows.capacity = 1024;
+    cfg.flows.seed = 1;
+    cfg.expire_budget = 16;
+    cfg.flow_sweep_ns = 16'000'000'000;
+    Pipeline pipe(std::make_shared<const IdentityTable>(*rs), std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"),
+                  7, std::vector<PortConfig>{{PortRole::workload, kUplink}, {PortRole::uplink, kWorkload}}, cfg);
+    constexpr uint64_t kS = 1'000'000'000;
+    const uint64_t t0 = 1000 * kS;
+    for (uint16_t i = 0; i < 512; ++i) {
+        const Bytes b = Frame().eth(kWebMac, kRouterMac).ipv4(kWeb, kServer)
+                            .tcp(static_cast<uint16_t>(20000 + i), 443, {.seq = 1000, .flags = kTcpSyn}).bytes();
+        const FrameRef f{b.data(), static_cast<uint16_t>(b.size()), kWorkload};
+        Verdict v;
+        pipe.process(std::span<const FrameRef>(&f, 1), t0, std::span<Verdict>(&v, 1));
+        REQUIRE(v.reason == Reason::rule);
+    }
+    const FlowTable& table = pipe.conntrack().table();
+    REQUIRE(table.size() == 512);
+    for (int i = 0; i < 200; ++i) pipe.expire(t0 + 119 * kS);  // one sweep owed, at most: nothing expired yet
+    CHECK(table.size() == 512);
+    const uint64_t t1 = t0 + 121 * kS;  // 2 s later: 128 slots owed (1024 per 16 s), 16 a call
+    pipe.expire(t1);
+    CHECK(table.size() >= 512 - 16);
+    for (int i = 0; i < 200; ++i) pipe.expire(t1);
+    const size_t left = table.size();
+    CHECK(left >= 512 - 128);
+    CHECK(left < 512);
+    CHECK(table.stats().expired == 512 - left);
+    for (int i = 0; i < 200; ++i) pipe.expire(t1 + 16 * kS);  // a whole sweep more
+    CHECK(table.size() == 0);
+}
