@@ -264,8 +264,9 @@ if m:
 
 if sweep:
     md += ["", "Established alone at growing flow counts (3 timed passes, 0.5 s at least, each its own process): "
-           "how the cost per packet grows with the working set of the flow table (128-byte entries and their "
-           "64-byte buckets, in transparent huge pages where the kernel gives them) once it no longer fits in the caches:", "",
+           "how the cost per packet grows with the working set of the flow table (128-byte entries, which an "
+           "established packet reads, their 64-byte buckets and 16-byte attributions, in transparent huge pages where "
+           "the kernel gives them) once it no longer fits in the caches:", "",
            "| flows | flow table | flow table MB | Mpps (median) | cycles/pkt (median) | Mpps (wall) |",
            "|---:|---:|---:|---:|---:|---:|"]
     for r in sweep:
