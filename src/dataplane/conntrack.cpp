@@ -184,7 +184,9 @@ FlowHandle ConnTrack::established_entry(const Segment& p, const CtProbe& k, uint
                                         bool& reply) noexcept {
     if (k.shape != Shape::tracked || k.kind != L4Kind::tcp) return kNoFlow;
     if ((p.tcp_flags & tcp_window::kTcpCoreFlags) != kTcpAck) return kNoFlow;  // before the lookup: SYNs, FINs...
-    const FlowHandle h = table_.lookup(k.key.key, k.slots, now);
+    // find(), not lookup(): an expired entry stays for track() to free, should the packet get that far
+    // (SpoofGuard, which the caller runs next, may drop it first).
+    const FlowHandle h = table_.find(k.key.key, k.slots, now);
     if (h == kNoFlow) return kNoFlow;
     const FlowEntry& e = table_.entry(h);
     if (e.generation != generation || !tcp_is_established_ack(e, p)) return kNoFlow;

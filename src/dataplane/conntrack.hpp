@@ -143,9 +143,8 @@ public:
     //   pass_established(): that segment, on the entry established_entry() gave, fits the window: it
     //     is tracked exactly as track() would (window advanced, timestamp and counters refreshed), and
     //     true.  Otherwise false.
-    // A kNoFlow or false changed nothing beyond what track() itself does first (an expired entry found
-    // is freed): the caller then takes the general path, track(), which decides the packet the same
-    // way it would have without these calls.
+    // A kNoFlow or false changed nothing (an expired entry is left for track() to free): the caller
+    // then takes the general path, which decides the packet as it would have without these calls.
     // `Segment`: a ParsedPacket, or an AckSegment (the same decision from its fields).
     template <class Segment>
     FlowHandle established_entry(const Segment& p, const CtProbe& k, uint32_t generation, uint64_t now,

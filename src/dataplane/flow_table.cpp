@@ -81,7 +81,8 @@ FlowTable::FlowTable(const FlowTableConfig& config)
 }
 
 size_t FlowTable::memory_bytes() const noexcept {
-    return (bucket_mask_ + 1) * sizeof(Bucket) + capacity_ * (sizeof(FlowEntry) + sizeof(FlowAttribution) + sizeof(FlowHandle));
+    return (bucket_mask_ + 1) * sizeof(Bucket) +
+           capacity_ * (sizeof(FlowEntry) + sizeof(FlowAttribution) + sizeof(FlowHandle));
 }
 
 // --- lookups ---
@@ -98,11 +99,6 @@ bool FlowTable::prefetch_entry(const Slots& s) const noexcept {
     }
     __builtin_prefetch(&buckets_[s.second]);
     return false;
-}
-
-FlowHandle FlowTable::find(const FlowKey& key, uint64_t now) const noexcept {
-    const FlowHandle h = search(key, slots_for(key));
-    return h != kNoFlow && !expired(entries_[h], now) ? h : kNoFlow;
 }
 
 FlowHandle FlowTable::resolve(FlowId id) const noexcept {

@@ -344,7 +344,9 @@ public:
     }
 
     // --- const: the owning worker, or any thread while the worker is stopped ---
-    FlowHandle find(const FlowKey& key, uint64_t now) const noexcept;
+    // lookup() without its side effect: an expired match is reported absent and left in place.
+    FlowHandle find(const FlowKey& key, uint64_t now) const noexcept { return find(key, slots_for(key), now); }
+    FlowHandle find(const FlowKey& key, const Slots& s, uint64_t now) const noexcept;
     const FlowEntry& entry(FlowHandle h) const noexcept { return entries_[h]; }
     const FlowAttribution& attribution(FlowHandle h) const noexcept { return attributions_[h]; }
     bool live(FlowHandle h) const noexcept { return h < capacity_ && entries_[h].state != FlowState::free; }
@@ -452,6 +454,11 @@ inline FlowHandle FlowTable::search(const FlowKey& key, const Slots& s) const no
         }
     }
     return kNoFlow;
+}
+
+inline FlowHandle FlowTable::find(const FlowKey& key, const Slots& s, uint64_t now) const noexcept {
+    const FlowHandle h = search(key, s);
+    return h != kNoFlow && !expired(entries_[h], now) ? h : kNoFlow;
 }
 
 inline FlowHandle FlowTable::lookup(const FlowKey& key, const Slots& s, uint64_t now) noexcept {

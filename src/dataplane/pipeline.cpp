@@ -180,7 +180,7 @@ void Pipeline::preclassify(std::span<const FrameRef> frames, const std::array<bo
 
 void Pipeline::expire(uint64_t now) noexcept {
     // Slots accrue at capacity per flow_sweep_ns of `now` (an elapsed time above one period counts as
-    // one: the product stays below 2^58), are spent expire_budget at most per call, and at most one
+    // one: the product stays below 2^62), are spent expire_budget at most per call, and at most one
     // sweep is owed.  A clock that goes back accrues nothing.
     const uint64_t capacity = ct_.table().capacity();
     const uint64_t elapsed = now > last_expire_ ? std::min(now - last_expire_, flow_sweep_ns_) : 0;

@@ -2,6 +2,7 @@
 // verdict and counters, on a two-port wire (port 0 workload, port 1 uplink).
 #include <catch2/catch.hpp>
 
+#include <initializer_list>
 #include <memory>
 #include <string>
 
@@ -87,6 +88,20 @@ struct Fixture {
 };
 
 std::string_view word(const Verdict& v) { return info(v.reason).word; }
+
+// kPolicy with `from` replaced by `to`, compiled and given to each fixture's pipeline as `generation`.
+void set_edited_policy(std::initializer_list<Fixture*> fixtures, const std::string& from, const std::string& to,
+                       uint32_t generation) {
+    std::string text = kPolicy;
+    REQUIRE(text.find(from) != std::string::npos);
+    text.replace(text.find(from), from.size(), to);
+    auto loaded = tagwall::rules::load_policy_text(text, "t2.yaml");
+    REQUIRE(loaded.policy);
+    const auto rs = RuleSet::compile(*loaded.policy);
+    for (Fixture* t : fixtures)
+        t->pipe->set_policy(std::make_shared<const IdentityTable>(*rs),
+                            std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"), generation);
+}
 
 // Decides `group` on `a` with process(), all in one burst, and on `b` with process_one(), frame by
 // frame (process_one() takes none of process()'s shortcuts: the established fast path, the policy asked
@@ -385,15 +400,7 @@ TEST_CASE("pipeline: the established shortcut decides as the general path", "[pi
 
     // A new generation whose policy no longer allows IPv6 https: the next IPv6 ACK is re-verified and
     // revoked, the IPv4 one re-verified and passed, on both paths.
-    std::string text = kPolicy;
-    const std::string both = R"(["0.0.0.0/0", "::/0"])";
-    text.replace(text.find(both), both.size(), R"(["0.0.0.0/0"])");
-    auto loaded = tagwall::rules::load_policy_text(text, "t2.yaml");
-    REQUIRE(loaded.policy);
-    const auto rs = RuleSet::compile(*loaded.policy);
-    for (Fixture* t : {&a, &b})
-        t->pipe->set_policy(std::make_shared<const IdentityTable>(*rs),
-                            std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"), 8);
+    set_edited_policy({&a, &b}, R"(["0.0.0.0/0", "::/0"])", R"(["0.0.0.0/0"])", 8);
     run_group({out(1101, 5061, kTcpAck), out6(7001, 9001, kTcpAck), in(5061, 1101, kTcpAck)});
     CHECK(a.pipe->reason_count(Reason::revoked) == 1);
     run_group(groups[2]);
@@ -435,15 +442,7 @@ TEST_CASE("pipeline: the shortcut's remembered SpoofGuard answer", "[pipeline]")
     CHECK(same_mac(e.source_mac[0], kWebMac));  // a refused MAC is not remembered
 
     // Generation 8 binds web-1 to another MAC: the remembered one is the old table's answer.
-    std::string text = kPolicy;
-    const std::string old_mac = "52:54:00:00:10:11";
-    text.replace(text.find(old_mac), old_mac.size(), "52:54:00:00:10:12");
-    auto loaded = tagwall::rules::load_policy_text(text, "t2.yaml");
-    REQUIRE(loaded.policy);
-    const auto rs = RuleSet::compile(*loaded.policy);
-    for (Fixture* t : {&a, &b})
-        t->pipe->set_policy(std::make_shared<const IdentityTable>(*rs),
-                            std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"), 8);
+    set_edited_policy({&a, &b}, "52:54:00:00:10:11", "52:54:00:00:10:12", 8);
     decide_both_ways(a, b, {out(kWebMac, 1001, 5001, kTcpAck)});
     CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 3);
     decide_both_ways(a, b, {out(kNewMac, 1001, 5001, kTcpAck)});  // re-verified: the answers forgotten
@@ -454,6 +453,15 @@ TEST_CASE("pipeline: the shortcut's remembered SpoofGuard answer", "[pipeline]")
     CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 5);
     CHECK(same_mac(e.source_mac[0], kNewMac));
     CHECK(a.pipe->reason_count(Reason::established) == b.pipe->reason_count(Reason::established));
+
+    // Idle past the established timeout (5 days): a spoofed ACK is dropped by SpoofGuard, and the
+    // expired entry stays for the general path's lookup or the sweep to free, on both paths alike (the
+    // shortcut looks at the entry before SpoofGuard but does not free it).
+    a.now += 6 * 86400 * uint64_t{1'000'000'000};
+    decide_both_ways(a, b, {out(kOtherMac, 1001, 5001, kTcpAck)});
+    CHECK(a.pipe->reason_count(Reason::spoofed_mac) == 6);
+    decide_both_ways(a, b, {out(kNewMac, 1001, 5001, kTcpAck)});  // the general path: no connection now
+    CHECK(table.size() == 0);
 }
 
 // process() resolves both ends of the packets of a batch that probably open connections and asks the
@@ -525,8 +533,9 @@ TEST_CASE("pipeline: flow aging is paced by time", "[pipeline]") {
     cfg.flows.seed = 1;
     cfg.expire_budget = 16;
     cfg.flow_sweep_ns = 16'000'000'000;
-    Pipeline pipe(std::make_shared<const IdentityTable>(*rs), std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"),
-                  7, std::vector<PortConfig>{{PortRole::workload, kUplink}, {PortRole::uplink, kWorkload}}, cfg);
+    Pipeline pipe(std::make_shared<const IdentityTable>(*rs),
+                  std::make_shared<const tagwall::rules::PolicyClassifier>(rs, "trie"), 7,
+                  std::vector<PortConfig>{{PortRole::workload, kUplink}, {PortRole::uplink, kWorkload}}, cfg);
     constexpr uint64_t kS = 1'000'000'000;
     const uint64_t t0 = 1000 * kS;
     for (uint16_t i = 0; i < 512; ++i) {
